@@ -1,0 +1,1 @@
+"""Scripted scenarios for the sans-I/O Raft core, one rule of the paper or thesis each."""

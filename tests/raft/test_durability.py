@@ -1,0 +1,107 @@
+"""The Ready contract: nothing leaves a server before the state it promises is
+durable (Raft paper Figure 2: "Updated on stable storage before responding to
+RPCs"), and durable term and vote never go backwards."""
+
+from __future__ import annotations
+
+from tests.raftsim.net import Net
+from uhaha.raft import AppendRequest, AppendResponse, HardState, Role, VoteRequest, VoteResponse
+
+
+def test_figure_2_vote_is_durable_before_it_is_granted() -> None:
+    """Raft paper Figure 2 (persistent state: votedFor): the granted vote and
+    the vote it promises come out in the same Ready, which the driver makes
+    durable before sending. A crash before that Ready finishes loses both: the
+    candidate never counts the vote, so after restarting the server may
+    safely grant its vote in that term to someone else."""
+    net = Net(["1", "2", "3"], pre_vote=False, check_quorum=False)
+    net.core("1").campaign()
+    net.run("1")
+    (request,) = [m for m in net.take() if isinstance(m, VoteRequest) and m.to == "3"]
+
+    node = net.nodes["3"]
+    node.core.step(request)
+    assert node.begin()
+    rd = node.pending
+    assert rd is not None
+    assert rd.must_sync
+    assert rd.hard_state == HardState(2, "1", 1)
+    assert rd.messages == [VoteResponse(2, "3", "1", True)]
+    net.crash("3")  # before the Ready is durable: the reply is never sent
+    assert node.disk.hard_state == HardState(1, "", 1)  # as bootstrapped
+
+    net.restart("3")
+    assert (net.core("3").term, net.core("3").vote) == (1, "")
+    net.core("2").campaign()  # term 2 as well
+    net.stabilize()
+    assert net.core("2").role is Role.LEADER
+    assert net.core("2").term == 2
+    assert net.sent(VoteResponse, "3", "2")[-1].granted
+    assert not net.sent(VoteResponse, "3", "1")
+    assert node.disk.hard_state.vote == "2"
+    assert net.core("1").role is Role.FOLLOWER
+
+
+def test_figure_2_entries_are_durable_before_they_are_acknowledged() -> None:
+    """Raft paper Figure 2 (persistent state: log[]): a follower acknowledges
+    entries only in the Ready that persists them. A crash before it finishes
+    loses the entries and the acknowledgement together, so the leader never
+    counts a replica that does not exist."""
+    net = Net(["1", "2", "3"])
+    net.elect("1")
+    net.tick("1")
+    net.stabilize()
+    index, _ = net.core("1").propose(b"x")
+    net.run("1")
+    for m in net.take():
+        if isinstance(m, AppendRequest) and m.to == "2":
+            net.core("2").step(m)
+    node = net.nodes["2"]
+    assert node.begin()
+    rd = node.pending
+    assert rd is not None
+    assert [e.data for e in rd.entries] == [b"x"]
+    assert AppendResponse(2, "2", "1", index) in rd.messages
+    net.crash("2")
+    assert net.core("1").progress["2"].match < index
+    assert net.core("1").log.committed < index
+
+    net.restart("2")
+    assert net.core("2").log.last_index() == index - 1
+    net.tick("1")
+    net.stabilize()
+    net.tick("1")
+    net.stabilize()
+    assert net.nodes["2"].values == [b"x"]
+    assert net.nodes["3"].values == [b"x"]
+
+
+def test_figure_2_term_and_vote_survive_restarts() -> None:
+    """Raft paper Figure 2 (currentTerm, votedFor are persistent) and 5.2 ("each
+    server will vote for at most one candidate in a given term"): after a
+    restart a server remembers its term and vote, refuses a second candidate
+    of the same term, and its durable term never goes backwards."""
+    net = Net(["1", "2", "3"], pre_vote=False, check_quorum=False)
+    net.campaign_only("1", {"3"})  # 3 votes for 1 in term 2; 2 hears nothing
+    assert net.core("1").role is Role.LEADER
+    net.take()
+    terms = [net.nodes["3"].disk.hard_state.term]
+    net.crash("3")
+    net.restart("3")
+    assert (net.core("3").term, net.core("3").vote) == (2, "1")
+
+    net.core("2").campaign()  # term 2: 3 must not vote twice in it
+    net.stabilize()
+    assert not net.sent(VoteResponse, "3", "2")[-1].granted
+    assert net.core("2").role is not Role.LEADER
+
+    for victim in ("3", "2", "3", "1", "3"):
+        net.crash(victim)
+        net.restart(victim)
+        assert net.core(victim).term == net.nodes[victim].disk.hard_state.term
+        net.tick("2", 2 * 10)
+        net.tick("3", 2 * 10)
+        net.stabilize()
+        terms.append(net.nodes["3"].disk.hard_state.term)
+    assert terms == sorted(terms)
+    assert terms[-1] > 2

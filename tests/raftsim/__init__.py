@@ -1,0 +1,1 @@
+"""Deterministic in-process simulation of Raft clusters built on uhaha.raft."""
