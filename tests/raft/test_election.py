@@ -265,3 +265,34 @@ def test_thesis_4_2_3_leader_stickiness_ignores_vote_requests() -> None:
 
     net, term = _vote_request_to_2(check_quorum=False)
     assert [m.granted for m in net.sent(VoteResponse, frm="2")] == [True]
+
+
+def test_5_1_stale_candidate_learns_the_term_from_a_rejection() -> None:
+    """Raft paper 5.1 and Figure 2: a server rejects a request with a stale term
+    and replies with its current term, so the stale candidate catches up. If it
+    ignored the request instead, a candidate whose only possible voters never
+    write to it (a non-voter in their stale configuration) could stay behind
+    forever (found by the simulator, seed 2607 at the time)."""
+    net = Net(["1", "2", "3"], pre_vote=False)
+    net.elect("1")
+    net.isolate("2")
+    # 3 moves far ahead in term while 2 is cut off.
+    for _ in range(5):
+        net.core("3").campaign()
+        net.stabilize()
+    ahead = net.core("3").term
+    behind = net.core("2").term
+    assert ahead > behind
+    net.heal()
+    net.core("2").campaign()
+    net.run("2")
+    msgs = net.take()
+    to3 = [m for m in msgs if m.to == "3"]
+    assert to3, "2 asked 3 for a vote"
+    for m in to3:
+        net.deliver(m)
+    replies = [m for m in net.take() if m.to == "2"]
+    assert any(isinstance(m, VoteResponse) and not m.granted and m.term == ahead for m in replies)
+    for m in replies:
+        net.deliver(m)
+    assert net.core("2").term == ahead

@@ -174,3 +174,24 @@ def test_thesis_6_4_follower_without_leader_cannot_start_a_read() -> None:
     assert net.core("2").lead == ""
     assert not net.core("2").read_index(b"nobody")
     assert not net.core("2").has_ready()
+
+
+def test_thesis_6_4_forwarded_read_is_dropped_when_the_leader_changes() -> None:
+    """A follower's read forwarded to the leader ends, served or dropped: when
+    the follower moves to a new term before the answer, the read is dropped,
+    and a late answer from the old leader is ignored (it could be stale)."""
+    net = Net(["1", "2", "3"])
+    net.elect("1")
+    assert net.core("2").read_index(b"r1")
+    net.pump(lambda m: not isinstance(m, ReadIndexResponse), hold=True)
+    assert net.sent(ReadIndexRequest, frm="2", to="1")
+    answers = [m for m in net.take() if isinstance(m, ReadIndexResponse) and m.to == "2"]
+    assert answers, "the leader answered the read"
+    net.expire("2", "3")
+    net.campaign("3")
+    assert net.core("2").term > answers[0].term
+    assert b"r1" in net.nodes["2"].reads_dropped
+    for m in answers:
+        net.core("2").step(m)
+    net.run("2")
+    assert b"r1" not in net.nodes["2"].reads_done

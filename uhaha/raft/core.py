@@ -93,6 +93,8 @@ class RaftCore(LeaderMixin):
         self.outbox: list[Message] = []
         self._read_states: list[ReadState] = []
         self._dropped_reads: list[bytes] = []
+        self._forwarded: set[bytes] = set()
+        """Reads this follower asked the leader about, not yet answered."""
         self._incoming: SnapshotMeta | None = None
         self._incoming_offset = 0
         self._chunks: list[SnapshotChunk] = []
@@ -204,6 +206,7 @@ class RaftCore(LeaderMixin):
         if not self.lead:
             return False
         self.send(ReadIndexRequest(self.term, self.id, self.lead, ctx))
+        self._forwarded.add(ctx)
         return True
 
     def transfer_leadership(self, target: str) -> None:
@@ -319,6 +322,9 @@ class RaftCore(LeaderMixin):
             case VoteResponse():
                 self._handle_vote_response(m)
             case ReadIndexResponse():
+                if m.ctx not in self._forwarded:
+                    return  # already dropped when the leader changed
+                self._forwarded.discard(m.ctx)
                 if m.index:
                     self._read_states.append(ReadState(m.ctx, m.index))
                 else:
@@ -335,8 +341,12 @@ class RaftCore(LeaderMixin):
             # it steps down (with pre-vote, our higher term would otherwise
             # never reach it through elections).
             self.send(AppendResponse(self.term, self.id, m.frm, 0))
-        elif isinstance(m, VoteRequest) and m.pre:
-            self.send(VoteResponse(self.term, self.id, m.frm, False, pre=True))
+        elif isinstance(m, VoteRequest):
+            # Reject with our term (Figure 2) so a candidate that fell behind
+            # learns the term. Ignoring it can stall elections for good when
+            # the servers that could elect it never otherwise write to it
+            # (e.g. it is a non-voter in their stale configuration).
+            self.send(VoteResponse(self.term, self.id, m.frm, False, pre=m.pre))
         elif isinstance(m, ReadIndexRequest):
             self.send(ReadIndexResponse(self.term, self.id, m.frm, m.ctx, 0))
 
@@ -453,6 +463,10 @@ class RaftCore(LeaderMixin):
         self.timeout = self._random_timeout()
         self.votes = {}
         self.transferee = ""
+        # Reads forwarded to a leader die with its term or our change of role:
+        # a late answer could come from a leader that was already deposed.
+        self._dropped_reads.extend(sorted(self._forwarded))
+        self._forwarded.clear()
         if self.role is Role.LEADER:
             for ctx, requester in self.reads.drain():
                 if requester == self.id:
