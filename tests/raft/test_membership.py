@@ -270,3 +270,32 @@ def test_thesis_4_2_1_new_server_catches_up_from_a_snapshot() -> None:
     assert len(net.sent(SnapshotChunk, "1", "4")) > 1
     assert net.nodes["4"].values == [b"w%d" % n for n in range(10)]
     assert net.core("4").config.get("4") is not None
+
+
+def test_thesis_4_2_2_removed_server_with_the_newest_log_finishes_its_removal() -> None:
+    """Thesis 4.2.2: a server removed by an uncommitted configuration may still
+    have to lead, because it may hold the newest log. Two voters {1, 2}: leader
+    1 appends "remove 1", which never reaches 2, then loses 2 and steps down
+    (check-quorum). Now 2 cannot win (1 refuses it: 1's log is newer), and if
+    1 refused to campaign because its newest configuration excludes it, the
+    cluster would be stuck for good (found by the simulator). 1 campaigns under
+    the new configuration, needs only 2's vote, commits the change and hands over."""
+    net = Net(["1", "2"])
+    net.elect("1")
+    net.core("1").propose_conf_change(ConfChange(ConfChangeOp.REMOVE, "1"))
+    net.isolate("1")
+    net.stabilize()
+    assert not net.core("1").config.is_voter("1")
+    for _ in range(3 * ET):
+        net.tick("1")
+    assert net.core("1").role is Role.FOLLOWER
+    net.heal()
+    for _ in range(10 * ET):
+        for nid in ("1", "2"):
+            net.tick(nid)
+        net.stabilize()
+        if net.core("2").role is Role.LEADER:
+            break
+    assert net.core("2").role is Role.LEADER
+    assert net.core("2").config.voters() == {"2"}
+    assert net.core("2").log.committed >= net.core("2").confs.index

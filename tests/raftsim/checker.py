@@ -23,6 +23,8 @@ class SafetyChecker:
         """(index, term) -> (data, previous entry's term): log matching, inductively."""
         self.committed: dict[int, Entry] = {}
         """index -> every entry any server applied."""
+        self.commit_term: dict[int, int] = {}
+        """index -> a term in which the entry was already committed (an upper bound)."""
         self.votes: dict[tuple[str, int], str] = {}
         self.last_applied: dict[str, int] = {}
 
@@ -43,7 +45,8 @@ class SafetyChecker:
         lg = core.log
         for index, entry in self.committed.items():
             term = entry.term
-            if index <= lg.offset:
+            if index <= lg.offset or self.commit_term[index] >= core.term:
+                # Only entries committed in an earlier term must be there.
                 continue
             if lg.term(index) != term:
                 self.fail(
@@ -92,7 +95,13 @@ class SafetyChecker:
     def installed(self, node: str, index: int, values: list[bytes]) -> None:
         self.last_applied[node] = index
 
-    def applied(self, node: str, e: Entry) -> None:
+    def applied(self, node: str, e: Entry, term: int) -> None:
+        """``node`` applied ``e`` while in ``term``. The entry was committed in
+        that term or earlier: the smallest such term seen bounds the real one."""
+        self.commit_term[e.index] = min(self.commit_term.get(e.index, term), term)
+        self._applied(node, e)
+
+    def _applied(self, node: str, e: Entry) -> None:
         last = self.last_applied.get(node, 0)
         if e.index != last + 1:
             self.fail(f"{node}: applied {e.index} after {last}")

@@ -192,7 +192,7 @@ class SimNode:
         self.applied = e.index
         if e.kind is EntryKind.NORMAL and e.data:
             self.values.append(e.data)
-        self.checker.applied(self.id, e)
+        self.checker.applied(self.id, e, self.core.term)
         if self.on_apply is not None:
             self.on_apply(self, e)
 

@@ -30,6 +30,7 @@ from uhaha.raft import (
     ConfChangeOp,
     Entry,
     Message,
+    NotLeader,
     RaftConfig,
     RaftError,
     Role,
@@ -79,7 +80,7 @@ class Params:
             slow=maybe(0.3, 0.0, 0.2),
             crash_every=maybe(0.6, 150, 1500),
             partition_every=maybe(0.6, 150, 1500),
-            pause_every=maybe(0.3, 200, 1500),
+            pause_every=maybe(0.5, 200, 1500),
             member_every=maybe(0.4, 200, 1500),
             transfer_every=maybe(0.3, 200, 1500),
             vote_crash=maybe(0.3, 0.2, 0.8),
@@ -135,6 +136,7 @@ class Simulation:
         self.ops: list[history.Op] = []
         self.waiting_writes: dict[tuple[str, int], history.Op] = {}
         self.waiting_reads: dict[bytes, history.Op] = {}
+        self.believed: dict[int, str] = {}
         self.next_id = itertools.count(self.p.nodes + 1)
         self.result = Result(seed, self.p)
         self.log: list[str] = []
@@ -268,7 +270,7 @@ class Simulation:
             return
         resume = self.paused_until.get(to, 0.0)
         if resume > self.now:
-            self.at(resume - self.now + 0.01, lambda: self.deliver(m))
+            self.at(resume - self.now + self.rng.uniform(0.0, 0.02), lambda: self.deliver(m))
             return
         self.nodes[to].core.step(m)
         self.kick(to)
@@ -278,8 +280,12 @@ class Simulation:
     def _client(self, c: int) -> None:
         if self.now > self.p.fault_ms + self.p.heal_ms / 2:
             return
-        nid = self.leader() if self.rng.random() < 0.7 else None
+        # Like a real client, mostly stick to the server believed to lead
+        # (which may be a deposed leader on the wrong side of a partition).
+        roll = self.rng.random()
+        nid = self.believed.get(c) if roll < 0.6 else self.leader() if roll < 0.8 else None
         nid = nid or self.rng.choice(list(self.nodes))
+        self.believed[c] = nid
         if self.rng.random() < 0.6:
             self._write(c, nid)
         else:
@@ -292,11 +298,32 @@ class Simulation:
         value = f"c{c}-{len(self.ops)}".encode()
         op = history.Op(c, "w", value, self.now, node=nid)
         self.ops.append(op)
-        if not self.up[nid] or self.paused_until.get(nid, 0.0) > self.now:
+        self._when_running(op, lambda: self._start_write(op, c, nid))
+
+    def _when_running(self, op: history.Op, start: Callable[[], None]) -> None:
+        """Start ``op`` now, or when a paused server resumes (its socket buffers
+        the request meanwhile, and it races the peers' queued messages)."""
+        nid = op.node
+        if not self.up[nid]:
+            self._finish(op, "fail")
+            return
+        resume = self.paused_until.get(nid, 0.0)
+        if resume > self.now:
+            self.at(resume - self.now + self.rng.uniform(0.0, 0.02), start)
+        else:
+            start()
+
+    def _start_write(self, op: history.Op, c: int, nid: str) -> None:
+        value = op.value
+        if not self.up[nid]:
             self._finish(op, "fail")
             return
         try:
             op.index, op.term = self.nodes[nid].core.propose(value)
+        except NotLeader as e:
+            self.believed[c] = e.leader  # follow the redirect, as MOVED does
+            self._finish(op, "fail")
+            return
         except RaftError:
             self._finish(op, "fail")
             return
@@ -318,7 +345,10 @@ class Simulation:
         op = history.Op(c, "r", b"", self.now, node=nid)
         self.ops.append(op)
         op.value = f"read-{len(self.ops)}".encode()  # the ctx until answered
-        if not self.up[nid] or self.paused_until.get(nid, 0.0) > self.now:
+        self._when_running(op, lambda: self._start_read(op, nid))
+
+    def _start_read(self, op: history.Op, nid: str) -> None:
+        if not self.up[nid]:
             self._finish(op, "fail")
             return
         if not self.nodes[nid].core.read_index(op.value):

@@ -118,9 +118,29 @@ class RaftCore(LeaderMixin):
     def soft_state(self) -> SoftState:
         return SoftState(self.role, self.lead, self.term)
 
+    def _hard_changed(self) -> bool:
+        prev = self._prev_hard
+        return prev.term != self.term or prev.vote != self.vote or prev.commit != self.log.committed
+
+    def _soft_changed(self) -> bool:
+        prev = self._prev_soft
+        return prev.role is not self.role or prev.leader != self.lead or prev.term != self.term
+
     def promotable(self) -> bool:
-        """May this server campaign? Only voters of its own newest configuration."""
-        return self.config.is_voter(self.id) and self._install is None
+        """May this server campaign? Voters of their newest configuration may.
+
+        So may a server that this configuration demotes or removes while it is
+        not yet committed: it may hold the newest log, which the remaining
+        voters need to finish the change (thesis 4.2.2). It then counts votes
+        under the new configuration only, so election safety still rests on
+        the overlap of the two configurations' majorities."""
+        if self._install is not None:
+            return False
+        if self.config.is_voter(self.id):
+            return True
+        return self.confs.index > self.log.committed and self.confs.at(
+            self.confs.index - 1
+        ).is_voter(self.id)
 
     def quorum(self) -> int:
         return len(self.config.voters()) // 2 + 1
@@ -228,8 +248,8 @@ class RaftCore(LeaderMixin):
             or self._dropped_reads
             or self._chunks
             or self._install
-            or self.hard_state() != self._prev_hard
-            or self.soft_state() != self._prev_soft
+            or self._hard_changed()
+            or self._soft_changed()
             or (self.role is Role.LEADER and self.read_round_pending())
         )
 
@@ -237,12 +257,10 @@ class RaftCore(LeaderMixin):
         if self.role is Role.LEADER:
             self.flush_leader()
         rd = Ready()
-        hs = self.hard_state()
-        if hs != self._prev_hard:
-            rd.hard_state = hs
-        ss = self.soft_state()
-        if ss != self._prev_soft:
-            rd.soft_state = ss
+        if self._hard_changed():
+            rd.hard_state = self.hard_state()
+        if self._soft_changed():
+            rd.soft_state = self.soft_state()
         rd.entries = self.log.unstable()
         rd.snapshot_chunks, self._chunks = self._chunks, []
         rd.snapshot = self._install

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = [
     "AppendRequest",
@@ -76,17 +77,25 @@ class Member:
     voter: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Configuration:
     """The set of servers, in id order. Voters elect and form quorums; non-voters only follow."""
 
     members: tuple[Member, ...] = ()
 
-    def voters(self) -> frozenset[str]:
+    @cached_property
+    def _voters(self) -> frozenset[str]:
         return frozenset(m.id for m in self.members if m.voter)
 
-    def ids(self) -> frozenset[str]:
+    @cached_property
+    def _ids(self) -> frozenset[str]:
         return frozenset(m.id for m in self.members)
+
+    def voters(self) -> frozenset[str]:
+        return self._voters
+
+    def ids(self) -> frozenset[str]:
+        return self._ids
 
     def get(self, node_id: str) -> Member | None:
         for m in self.members:
