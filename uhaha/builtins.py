@@ -1,0 +1,234 @@
+"""The built-in commands every uhaha node answers (uhaha's README, "Built-in Commands").
+
+Each takes the node and the arguments after the command name (as ``str``)
+and returns a plain Python value (or raises :class:`~uhaha.errors.CommandError`);
+the front ends encode it. Commands that only the leader can run answer
+``MOVED 0 <leader>`` elsewhere, so ``redis-cli -c`` and cluster-aware
+clients follow them to the leader.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ClusterDown, CommandError, Moved, OutcomeUnknownError, syntax_error, wrong_args
+from .node import Node, NotLeaderError, OutcomeUnknown, ProposalFailed
+from .raft import ConfChange, ConfChangeOp
+
+__all__ = ["OK", "Builtins"]
+
+
+class _Ok(str):
+    """A status reply (RESP ``+OK``), not a bulk string."""
+
+
+OK = _Ok("OK")
+
+RAFT_HELP = [
+    "RAFT LEADER                             # show the address of the current raft leader",
+    "RAFT INFO [pattern ...]                 # show information about the raft server and cluster",
+    "RAFT SERVER LIST                        # show all servers in cluster",
+    "RAFT SERVER ADD id address [NONVOTER]   # add a server to cluster",
+    "RAFT SERVER REMOVE id                   # remove a server from the cluster",
+    "RAFT SERVER PROMOTE id                  # make a non-voter a voter",
+    "RAFT SERVER DEMOTE id                   # make a voter a non-voter",
+    "RAFT TRANSFER [id]                      # hand leadership to another voter",
+    "RAFT HELP                               # show this help",
+]
+
+CLUSTER_HELP = [
+    "CLUSTER INFO                            # cluster state, for cluster-aware clients",
+    "CLUSTER NODES                           # the servers, in Redis Cluster's format",
+    "CLUSTER SLOTS                           # all slots are served by the leader",
+    "CLUSTER HELP                            # show this help",
+]
+
+
+@dataclass
+class Builtins:
+    node: Node
+    version: str = "0.0.0"
+    try_errors: bool = False
+
+    # --- helpers ---------------------------------------------------------------
+
+    def moved(self) -> CommandError:
+        leader = self.node.leader_address()
+        if not leader:
+            return ClusterDown()
+        return Moved(leader, self.try_errors)
+
+    async def on_leader(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``fn`` (which must be leader-only) mapping the node's refusals."""
+        if not self.node.is_leader():
+            raise self.moved()
+        try:
+            return await fn()
+        except NotLeaderError:
+            raise self.moved() from None
+        except ProposalFailed as e:
+            raise CommandError(str(e)) from None
+        except OutcomeUnknown as e:
+            raise OutcomeUnknownError(str(e)) from None
+
+    def table(self) -> dict[str, Callable[[list[str]], Any]]:
+        return {
+            "ping": self.ping,
+            "echo": self.echo,
+            "version": self.cmd_version,
+            "barrier": self.barrier,
+            "raft": self.raft,
+            "cluster": self.cluster,
+        }
+
+    # --- client commands ----------------------------------------------------------
+
+    def ping(self, args: list[str]) -> Any:
+        if len(args) > 1:
+            raise wrong_args()
+        return args[0] if args else _Ok("PONG")
+
+    def echo(self, args: list[str]) -> Any:
+        if len(args) != 1:
+            raise wrong_args()
+        return args[0]
+
+    def cmd_version(self, args: list[str]) -> Any:
+        if args:
+            raise wrong_args()
+        return self.version
+
+    async def barrier(self, args: list[str]) -> Any:
+        """Commit a no-op entry: everything before it is applied on the leader."""
+        if args:
+            raise wrong_args()
+        await self.on_leader(self.node.barrier)
+        return OK
+
+    # --- RAFT ------------------------------------------------------------------------
+
+    async def raft(self, args: list[str]) -> Any:
+        if not args:
+            raise wrong_args()
+        sub = args[0].lower()
+        rest = args[1:]
+        if sub == "leader":
+            if rest:
+                raise wrong_args()
+            leader = self.node.leader_address()
+            if not leader:
+                raise CommandError("ERR leader not known")
+            return leader
+        if sub == "info":
+            return self.raft_info(rest)
+        if sub == "server":
+            return await self.raft_server(rest)
+        if sub == "transfer":
+            return await self.raft_transfer(rest)
+        if sub == "help":
+            return RAFT_HELP
+        raise syntax_error()
+
+    def raft_info(self, patterns: list[str]) -> dict[str, Any]:
+        info = self.node.info()
+        if not patterns:
+            return info
+        return {k: v for k, v in info.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+    async def raft_server(self, args: list[str]) -> Any:
+        if not args:
+            raise wrong_args()
+        sub = args[0].lower()
+        if sub == "list":
+            if len(args) != 1:
+                raise wrong_args()
+            leader = self.node.leader_address()
+            return [
+                {"id": m.id, "address": m.address, "leader": m.address == leader, "voter": m.voter}
+                for m in self.node.members()
+            ]
+        if sub == "add":
+            if len(args) not in (3, 4):
+                raise wrong_args()
+            op = ConfChangeOp.ADD_VOTER
+            if len(args) == 4:
+                if args[3].lower() != "nonvoter":
+                    raise syntax_error()
+                op = ConfChangeOp.ADD_NONVOTER
+            change = ConfChange(op, args[1], args[2])
+        elif sub in ("remove", "promote", "demote"):
+            if len(args) != 2:
+                raise wrong_args()
+            op = {
+                "remove": ConfChangeOp.REMOVE,
+                "promote": ConfChangeOp.PROMOTE,
+                "demote": ConfChangeOp.DEMOTE,
+            }[sub]
+            change = ConfChange(op, args[1])
+        else:
+            raise syntax_error()
+
+        async def run() -> Any:
+            return await self.node.change_membership(change)
+
+        await self.on_leader(run)
+        return OK
+
+    async def raft_transfer(self, args: list[str]) -> Any:
+        if len(args) > 1:
+            raise wrong_args()
+        node = self.node
+
+        async def run() -> Any:
+            target = args[0] if args else node.best_transfer_target()
+            if not target:
+                raise CommandError("ERR no other voter to transfer leadership to")
+            node.transfer_leadership(target)
+            return None
+
+        await self.on_leader(run)
+        return OK
+
+    # --- CLUSTER (for cluster-aware Redis clients) ---------------------------------------
+
+    def cluster(self, args: list[str]) -> Any:
+        if not args:
+            raise wrong_args()
+        sub = args[0].lower()
+        if len(args) != 1:
+            raise wrong_args()
+        members = self.node.members()
+        leader = self.node.leader_address()
+        if sub == "info":
+            state = "ok" if leader else "fail"
+            return (
+                f"cluster_state:{state}\r\ncluster_slots_assigned:16384\r\n"
+                f"cluster_slots_ok:{16384 if leader else 0}\r\ncluster_slots_pfail:0\r\n"
+                f"cluster_slots_fail:0\r\ncluster_known_nodes:{len(members)}\r\n"
+                f"cluster_size:1\r\n"
+            )
+        if sub == "slots":
+            if not leader:
+                raise ClusterDown()
+            entry: list[Any] = [0, 16383]
+            ordered = sorted(members, key=lambda m: m.address != leader)
+            for m in ordered:
+                host, _, port = m.address.rpartition(":")
+                entry.append([host, int(port), m.id])
+            return [entry]
+        if sub == "nodes":
+            lines = []
+            for m in members:
+                role = "master" if m.address == leader else "slave"
+                slots = " 0-16383" if m.address == leader else ""
+                lines.append(
+                    f"{m.id} {m.address}@{m.address.rpartition(':')[2]} {role} - 0 0 1 "
+                    f"connected{slots}"
+                )
+            return "\n".join(lines) + "\n"
+        if sub == "help":
+            return CLUSTER_HELP
+        raise syntax_error()
