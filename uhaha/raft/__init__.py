@@ -6,7 +6,7 @@ with :meth:`RaftCore.advance` (see :mod:`uhaha.raft.ready` for the contract).
 """
 
 from .core import RaftCore, SnapshotReader
-from .errors import ConfChangeError, NotLeader, ProposalDropped, RaftError
+from .errors import ConfChangeError, ConfChangePending, NotLeader, ProposalDropped, RaftError
 from .messages import (
     AppendRequest,
     AppendResponse,
@@ -38,6 +38,7 @@ __all__ = [
     "ConfChange",
     "ConfChangeError",
     "ConfChangeOp",
+    "ConfChangePending",
     "Configuration",
     "Entry",
     "EntryKind",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from .errors import ConfChangeError, NotLeader, ProposalDropped
+from .errors import ConfChangePending, NotLeader, ProposalDropped
 from .follower import FollowerMixin
 from .log import RaftLog
 from .membership import ConfigTracker, apply_change
@@ -206,9 +206,9 @@ class RaftCore(FollowerMixin, LeaderMixin):
         change bug Ongaro described on raft-dev in 2015)."""
         self._check_can_propose()
         if self.pending_conf_index > self.log.committed:
-            raise ConfChangeError("another membership change is in progress")
+            raise ConfChangePending("another membership change is in progress")
         if self.log.term(self.log.committed) != self.term:
-            raise ConfChangeError("the leader has not committed an entry in its term yet")
+            raise ConfChangePending("the leader has not committed an entry in its term yet")
         conf = apply_change(self.config, change)
         e = Entry(self.term, self.log.last_index() + 1, EntryKind.CONFIG, conf.encode())
         self.append_local([e])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfChangeError",
+    "ConfChangePending",
     "NotLeader",
     "ProposalDropped",
     "RaftError",
@@ -28,3 +29,8 @@ class ProposalDropped(RaftError):
 
 class ConfChangeError(RaftError):
     """A membership change was refused: invalid, or another one is still in flight."""
+
+
+class ConfChangePending(ConfChangeError):
+    """Refused for now: the previous change, or the new leader's first commit,
+    is still in flight. Trying again shortly will do."""
