@@ -190,6 +190,8 @@ class Node:
             me = Member(self.id, self.options.advertise, True)
             self.core.bootstrap(Configuration((me,)))
             log.info("bootstrapped a new cluster")
+        if self.core.config.voters() == {self.id}:
+            self.core.campaign()  # alone: no one to wait for
         self.loaded_commit = self.core.log.committed
         if self.loaded_commit <= after:
             self._logs_loaded()

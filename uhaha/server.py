@@ -1,0 +1,293 @@
+"""Runs one node as a process: data directory, storage, transport, front door.
+
+This is what ``python -m uhaha`` and ``App.main()`` call. Start-up problems
+(a port in use, an unwritable or locked data directory, a corrupt log) end
+with one clear line and a non-zero exit status; SIGINT and SIGTERM stop the
+node cleanly (the Ready being written finishes, files are closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl as ssl_module
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from .builtins import Builtins, _Ok
+from .cli import Options
+from .dispatch import Dispatcher
+from .errors import CommandError
+from .frontdoor import FrontDoor, StartupError
+from .http.api import api_routes
+from .log import setup_logging
+from .node import Machine, Node, NodeOptions
+from .resp import Connection, Error, RespHandler, ServerInfo, SimpleString, secret_checker
+from .respclient import ReplyError, RespClientError, call
+from .storage import DataDir, MemoryStorage, SnapshotStore, SQLiteStorage, Storage, StorageError
+from .transport import HttpTransport
+
+__all__ = ["NodeProcess", "RespAdapter", "run"]
+
+log = logging.getLogger("uhaha.server")
+
+
+class RespAdapter:
+    """The dispatcher as the RESP front end sees it: uhaha errors become
+    RESP error replies and status strings become ``+OK``-style replies."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def submit(self, conn: Connection, args: list[bytes]) -> Any:
+        try:
+            result = self.dispatcher.submit(conn, args)
+        except CommandError as e:
+            return Error(e.message)
+        if isinstance(result, Awaitable):
+            return self._finish(result)
+        return self._convert(result)
+
+    async def _finish(self, result: Awaitable[Any]) -> Any:
+        try:
+            return self._convert(await result)
+        except CommandError as e:
+            return Error(e.message)
+
+    def _convert(self, value: Any) -> Any:
+        if isinstance(value, _Ok):
+            return SimpleString(value)
+        return value
+
+    def opened(self, conn: Connection) -> None:
+        return None
+
+    def closed(self, conn: Connection) -> None:
+        return None
+
+
+@dataclass
+class NodeProcess:
+    """Everything one running node owns, built from the command-line options."""
+
+    opts: Options
+    app_name: str = "uhaha"
+    version: str = "0.0.0"
+    machine: Machine | None = None
+    routes: list[BaseRoute] = field(default_factory=list)
+    datadir: DataDir | None = None
+    node: Node | None = None
+    door: FrontDoor | None = None
+    join_task: asyncio.Task[None] | None = None
+
+    def role(self) -> str:
+        node = self.node
+        if node is None or node.core is None:
+            return "N"
+        if not node.core.config.get(node.id):
+            return "N"
+        return {"leader": "L", "follower": "F"}.get(node.core.role.value, "C")
+
+    async def start(self) -> None:
+        opts = self.opts
+        self.datadir = DataDir.open(opts.data_dir, self.app_name, opts.node_id)
+        storage: Storage
+        if opts.backend == "memory":
+            storage = MemoryStorage()
+        else:
+            storage = await SQLiteStorage.open(self.datadir.db_path, nosync=opts.nosync)
+        snapshots = SnapshotStore(self.datadir.snapshot_path)
+        client_ssl = _client_ssl(opts)
+        transports: list[HttpTransport] = []
+
+        def make_transport(deliver: Callable[[Any], None]) -> HttpTransport:
+            t = HttpTransport(opts.node_id, deliver, auth=opts.auth or None, ssl=client_ssl)
+            transports.append(t)
+            return t
+
+        node = self.node = Node(
+            NodeOptions(opts.node_id, opts.advertised, nonvoter=opts.nonvoter),
+            storage,
+            snapshots,
+            make_transport,
+            self.machine,
+        )
+        builtins = Builtins(node, version=self.version, try_errors=opts.try_errors)
+        dispatcher = Dispatcher(builtins)
+        app = Starlette(
+            routes=[
+                *transports[0].routes(),
+                *api_routes(node, dispatcher, opts.auth),
+                *self.routes,
+            ]
+        )
+        resp = RespHandler(
+            RespAdapter(dispatcher),
+            check_auth=secret_checker(opts.auth) if opts.auth else None,
+            info=ServerInfo(server=self.app_name, version=self.version),
+        )
+        self.door = FrontDoor(app, resp, ssl=_server_ssl(opts))
+        host, port = opts.bind
+        await self.door.start(host, port)
+        log.info(
+            "server started on %s (node %s, advertised as %s)",
+            opts.addr,
+            opts.node_id,
+            opts.advertised,
+        )
+        loaded = await storage.load()
+        fresh = loaded.last_index == 0 and loaded.hard_state.term == 0
+        if opts.join and not fresh:
+            log.warning("ignoring -j %s: this node is already a member of a cluster", opts.join)
+        await node.start(bootstrap=not opts.join)
+        if opts.join and fresh:
+            self.join_task = asyncio.create_task(
+                self._join(opts.join, client_ssl), name="uhaha-join"
+            )
+
+    async def _join(self, target: str, client_ssl: ssl_module.SSLContext | None) -> None:
+        """Ask the cluster at ``target`` to add this node, following MOVED to the
+        leader, retrying with backoff until it works (as the Go uhaha does)."""
+        node = self.node
+        assert node is not None
+        opts = self.opts
+        add = ["RAFT", "SERVER", "ADD", opts.node_id, opts.advertised]
+        if opts.nonvoter:
+            add.append("NONVOTER")
+        address = target
+        delay = 0.1
+        while not node.stopped.is_set():
+            try:
+                # Learn the members' addresses first: once added, this node
+                # must answer the leader before the change can commit.
+                (members,) = await call(
+                    address, ["RAFT", "SERVER", "LIST"], auth=opts.auth, ssl=client_ssl
+                )
+                if isinstance(members, list):
+                    node.add_seed_peers(_member_addresses(members))
+                (added,) = await call(address, add, auth=opts.auth, ssl=client_ssl, timeout=30)
+                if isinstance(added, ReplyError):
+                    text = str(added)
+                    if text.startswith(("MOVED ", "TRY ")):
+                        address = text.rsplit(maxsplit=1)[-1]
+                        continue
+                    if "already a member" in text:
+                        log.info("already a member of the cluster at %s", address)
+                        return
+                    raise RespClientError(text)
+                log.info("joined the cluster at %s", address)
+                return
+            except RespClientError as e:
+                log.warning("cannot join through %s yet: %s", address, e)
+                address = target
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def stop(self) -> None:
+        if self.join_task is not None:
+            self.join_task.cancel()
+        if self.door is not None:
+            await self.door.close()
+        if self.node is not None:
+            await self.node.stop()
+        if self.datadir is not None:
+            self.datadir.close()
+
+
+def _member_addresses(members: list[Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in members:
+        fields = m
+        if isinstance(m, list):
+            fields = {_text(m[i]): _text(m[i + 1]) for i in range(0, len(m) - 1, 2)}
+        if isinstance(fields, dict):
+            f = {_text(k): _text(v) for k, v in fields.items()}
+            if "id" in f and "address" in f:
+                out[f["id"]] = f["address"]
+    return out
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _server_ssl(opts: Options) -> ssl_module.SSLContext | None:
+    if not opts.tls_cert:
+        return None
+    ctx = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+    except (OSError, ssl_module.SSLError) as e:
+        raise StartupError(f"cannot load the TLS certificate or key: {e}") from None
+    return ctx
+
+
+def _client_ssl(opts: Options) -> ssl_module.SSLContext | None:
+    if not opts.tls_cert:
+        return None
+    ctx = ssl_module.create_default_context()
+    # Peers present the same certificate (uhaha's model): trust it directly.
+    try:
+        ctx.load_verify_locations(opts.tls_cert)
+    except (OSError, ssl_module.SSLError) as e:
+        raise StartupError(f"cannot load the TLS certificate: {e}") from None
+    return ctx
+
+
+async def _serve(proc: NodeProcess) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await proc.start()
+    except (StartupError, StorageError) as e:
+        await _quietly(proc.stop())
+        print_error(str(e))
+        return 1
+    node = proc.node
+    assert node is not None
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(node.stopped.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()
+    failed = node.failed
+    log.info("shutting down")
+    await proc.stop()
+    if failed is not None:
+        print_error(f"stopped: {failed}")
+        return 1
+    return 0
+
+
+async def _quietly(aw: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await aw
+
+
+def print_error(message: str) -> None:
+    print(f"{sys.argv[0].rsplit('/', 1)[-1]}: {message}", file=sys.stderr)
+
+
+def run(
+    opts: Options,
+    *,
+    app_name: str = "uhaha",
+    version: str = "0.0.0",
+    machine: Machine | None = None,
+    routes: list[BaseRoute] | None = None,
+) -> int:
+    """Run a node until SIGINT/SIGTERM; returns the process exit status."""
+    proc = NodeProcess(opts, app_name, version, machine, list(routes or []))
+    setup_logging(opts.log_level, proc.role)
+    try:
+        return asyncio.run(_serve(proc))
+    except KeyboardInterrupt:
+        return 130
