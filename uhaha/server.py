@@ -272,8 +272,11 @@ async def _quietly(aw: Awaitable[Any]) -> None:
         await aw
 
 
+_prog = "uhaha"
+
+
 def print_error(message: str) -> None:
-    print(f"{sys.argv[0].rsplit('/', 1)[-1]}: {message}", file=sys.stderr)
+    print(f"{_prog}: {message}", file=sys.stderr)
 
 
 def run(
@@ -283,8 +286,11 @@ def run(
     version: str = "0.0.0",
     machine: Machine | None = None,
     routes: list[BaseRoute] | None = None,
+    prog: str = "uhaha",
 ) -> int:
     """Run a node until SIGINT/SIGTERM; returns the process exit status."""
+    global _prog
+    _prog = prog
     proc = NodeProcess(opts, app_name, version, machine, list(routes or []))
     setup_logging(opts.log_level, proc.role)
     try:
