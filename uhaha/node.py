@@ -193,8 +193,7 @@ class Node:
         if self.core.config.voters() == {self.id}:
             self.core.campaign()  # alone: no one to wait for
         self.loaded_commit = self.core.log.committed
-        if self.loaded_commit <= after:
-            self._logs_loaded()
+        self._check_loaded(self.core)
         self._sync_peers()
         await self.transport.start()
         self._tasks = [
@@ -207,8 +206,12 @@ class Node:
         if total >= 10_000:
             log.info("loading logs: %d of %d (%d%%)", loaded, total, loaded * 100 // total)
 
-    def _logs_loaded(self) -> None:
-        if not self.logs_loaded:
+    def _check_loaded(self, core: RaftCore) -> None:
+        """Say "logs loaded" once this node is a member and has applied what
+        was committed when it started (or, joining, what the leader told it)."""
+        if self.logs_loaded or core.config.get(self.id) is None:
+            return
+        if core.log.applied >= max(self.loaded_commit, core.log.committed):
             self.logs_loaded = True
             log.info("logs loaded: ready for commands")
 
@@ -309,8 +312,8 @@ class Node:
         core.advance(rd)
         if rd.committed:
             self._release_applied(core.log.applied)
-            if not self.logs_loaded and core.log.applied >= self.loaded_commit:
-                self._logs_loaded()
+        if not self.logs_loaded:
+            self._check_loaded(core)
         if core.confs.index != self._config_index:
             self._sync_peers()
 
