@@ -148,6 +148,8 @@ class Node:
         self.loaded_commit = 0
         """The commit index known at start-up: "logs loaded" once applied up to it."""
         self.logs_loaded = False
+        self._replay_from = 0
+        self._replay_shown = 0.0
         self.started_at = time.time()
 
     # --- lifecycle -------------------------------------------------------------
@@ -193,6 +195,8 @@ class Node:
         if self.core.config.voters() == {self.id}:
             self.core.campaign()  # alone: no one to wait for
         self.loaded_commit = self.core.log.committed
+        self._replay_from = self.core.log.applied
+        self._replay_shown = 0.0
         self._check_loaded(self.core)
         self._sync_peers()
         await self.transport.start()
@@ -205,6 +209,18 @@ class Node:
     def _load_progress(self, loaded: int, total: int) -> None:
         if total >= 10_000:
             log.info("loading logs: %d of %d (%d%%)", loaded, total, loaded * 100 // total)
+
+    def _replay_progress(self, core: RaftCore) -> None:
+        """Show progress while a long log is replayed at start-up (every ~2 s)."""
+        target = max(self.loaded_commit, core.log.committed)
+        if target - self._replay_from < 10_000:
+            return
+        now = time.monotonic()
+        if now - self._replay_shown >= 2.0:
+            self._replay_shown = now
+            done = core.log.applied - self._replay_from
+            total = target - self._replay_from
+            log.info("replaying logs: %d of %d (%d%%)", done, total, done * 100 // total)
 
     def _check_loaded(self, core: RaftCore) -> None:
         """Say "logs loaded" once this node is a member and has applied what
@@ -313,6 +329,7 @@ class Node:
         if rd.committed:
             self._release_applied(core.log.applied)
         if not self.logs_loaded:
+            self._replay_progress(core)
             self._check_loaded(core)
         if core.confs.index != self._config_index:
             self._sync_peers()

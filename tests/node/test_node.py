@@ -203,3 +203,22 @@ async def test_restart_recovers_from_disk(tmp_path: Path) -> None:
         assert again.logs_loaded
     finally:
         await c.close()
+
+
+async def test_long_replay_shows_progress(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    c = Cluster(tmp_path, sqlite=True)
+    try:
+        node = await c.add("1", bootstrap=True)
+        await until(node.is_leader)
+        await asyncio.gather(*(node.propose(b"%d" % i) for i in range(12_000)))
+        await node.stop()
+        c.machines["1"] = Recorder()
+        with caplog.at_level("INFO", logger="uhaha"):
+            again = await c.add("1", bootstrap=False)
+            await until(lambda: again.logs_loaded, what="replay")
+        assert len(c.machines["1"].applied) == 12_000
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("replaying logs: ") for m in messages), messages
+        assert "logs loaded: ready for commands" in messages
+    finally:
+        await c.close()
