@@ -1,0 +1,347 @@
+"""The RESP connection handler: bytes in, commands to the dispatcher, replies out.
+
+Per connection: bytes are parsed into commands; each command is answered by
+the connection-level commands (commands.py) or submitted to the dispatcher
+synchronously, in arrival order. Replies are written strictly in that order:
+a reply that is ready waits behind an earlier one still being computed.
+Everything ready at the end of one read is written with one
+`transport.write`, so a pipelined burst costs one system call.
+
+Backpressure: reading pauses while `max_pending` replies are still owed, or
+while the transport's write buffer is above its high-water mark (a client
+that sends but never reads), and resumes when they drain. So a connection
+holds at most one partial request, one read's worth of bytes and
+`max_pending` replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TypeGuard, cast
+
+from uhaha.resp.commands import COMMANDS, NOAUTH, PRE_AUTH, ServerInfo, Session
+from uhaha.resp.connection import Connection, RespDispatcher, format_address
+from uhaha.resp.parser import ParserLimits, RespParser
+from uhaha.resp.types import Error, ProtocolError, Reply
+from uhaha.resp.writer import encode, encode_into
+
+__all__ = ["DEFAULT_MAX_PENDING", "RespHandler", "RespProtocol"]
+
+log = logging.getLogger("uhaha.resp")
+
+#: Replies owed to one connection before it stops reading more commands.
+DEFAULT_MAX_PENDING = 1024
+
+
+class RespHandler:
+    """Serves RESP clients on behalf of a dispatcher.
+
+    Use `protocol` as the protocol factory of `loop.create_server` for a
+    RESP-only listener, or `accept` to take over a connection whose first
+    bytes were already read (the front door does that).
+
+    `check_auth(password) -> bool`, when given, makes authentication
+    required: until a successful AUTH (or HELLO ... AUTH), a connection gets
+    `-NOAUTH Authentication required.` for everything but AUTH, HELLO and
+    QUIT, and tighter parser limits (see ParserLimits.unauthenticated).
+    """
+
+    def __init__(
+        self,
+        dispatcher: RespDispatcher,
+        *,
+        check_auth: Callable[[bytes], bool] | None = None,
+        limits: ParserLimits | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        info: ServerInfo | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.limits = limits if limits is not None else ParserLimits()
+        self.max_pending = max_pending
+        self.session = Session(check_auth, info if info is not None else ServerInfo())
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        """A new connection id (unique for this handler)."""
+        return next(self._ids)
+
+    def protocol(self) -> RespProtocol:
+        """A protocol for a new connection (a protocol factory)."""
+        return RespProtocol(self)
+
+    def accept(
+        self,
+        transport: asyncio.Transport,
+        data: bytes = b"",
+        on_close: Callable[[], None] | None = None,
+    ) -> RespProtocol:
+        """Take over an open transport; `data` is what was already read from it."""
+        protocol = RespProtocol(self, on_close)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if data:
+            protocol.data_received(data)
+        return protocol
+
+
+class _Slot:
+    """A reply owed to the client: a value, or a future of one."""
+
+    __slots__ = ("future", "proto", "value")
+
+    def __init__(self, value: Reply, future: asyncio.Future[Reply] | None, proto: int) -> None:
+        self.value = value
+        self.future = future
+        self.proto = proto
+
+
+class RespProtocol(asyncio.Protocol):
+    """One RESP connection (an asyncio protocol)."""
+
+    def __init__(self, handler: RespHandler, on_close: Callable[[], None] | None = None) -> None:
+        self._handler = handler
+        self._dispatcher = handler.dispatcher
+        self._session = handler.session
+        self._on_close = on_close
+        self._transport: asyncio.Transport | None = None
+        self._parser = RespParser(handler.limits)
+        self._queue: deque[_Slot] = deque()  # replies owed, oldest first
+        self._out: list[bytes] = []  # encoded replies not yet written
+        self._closing = False  # take no more commands; close once the queue drains
+        self._lost = False
+        self._write_paused = False
+        self._reading = True
+        self._pump_scheduled = False
+        self.conn = Connection(0, "?", self.shutdown)
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start a connection: tell the dispatcher it opened."""
+        self._transport = cast(asyncio.Transport, transport)
+        peer = format_address(transport.get_extra_info("peername"))
+        self.conn = Connection(self._handler.next_id(), peer, self.shutdown)
+        self.conn.authenticated = self._session.check_auth is None
+        self._set_limits()
+        try:
+            self._dispatcher.opened(self.conn)
+        except Exception:
+            log.exception("dispatcher.opened failed for %r; closing it", self.conn)
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        """Parse what arrived and run every complete command."""
+        self._parser.feed(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        """The client half-closed (`echo PING | nc`): answer what it sent, then close."""
+        self._closing = True
+        self._pump()
+        # Keeping the transport open lets the replies out; over TLS asyncio
+        # ignores the answer (and says so), so give it only for plain TCP.
+        return self._transport is not None and not self._is_tls()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Drop the replies still owed and tell the dispatcher."""
+        self._lost = self._closing = True
+        # Commands already submitted run on (a write may be on its way
+        # through the log); only their replies are dropped.
+        self._queue.clear()
+        self._out.clear()
+        try:
+            self._dispatcher.closed(self.conn)
+        except Exception:
+            log.exception("dispatcher.closed failed for %r", self.conn)
+        if self._on_close is not None:
+            self._on_close()
+
+    def pause_writing(self) -> None:
+        """The client does not read fast enough: stop taking commands."""
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        """The write buffer drained: take commands again."""
+        self._write_paused = False
+        self._pump()
+
+    # Public
+
+    def shutdown(self) -> None:
+        """Close gracefully: take no more commands, close once owed replies are written.
+
+        Safe to call from anywhere, a command included (QUIT does): the work
+        happens in a callback of its own.
+        """
+        self._closing = True
+        self._schedule_pump()
+
+    def abort(self) -> None:
+        """Cut the connection now, dropping the replies owed."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    @property
+    def pending(self) -> int:
+        """Replies owed and not yet written."""
+        return len(self._queue)
+
+    # Internals
+
+    def _is_tls(self) -> bool:
+        return self._transport is not None and (
+            self._transport.get_extra_info("sslcontext") is not None
+        )
+
+    def _set_limits(self) -> None:
+        limits = self._handler.limits
+        self._parser.limits = limits if self.conn.authenticated else limits.unauthenticated()
+
+    def _pump(self) -> None:
+        """Run commands and write replies until nothing more can move."""
+        if self._lost:
+            return
+        while self._process():
+            self._flush()
+        self._flush()
+        self._update_reading()
+
+    def _process(self) -> bool:
+        """Run the complete commands buffered; True if stopped by the pending limit."""
+        parser, max_pending = self._parser, self._handler.max_pending
+        while not self._closing and not self._write_paused:
+            if len(self._queue) >= max_pending:
+                return self._can_drain()
+            try:
+                args = parser.next_command()
+            except ProtocolError as exc:
+                self._reply(Error(f"ERR Protocol error: {exc}"), self.conn.protocol)
+                self._closing = True
+                break
+            if args is None:
+                break
+            self._execute(args)
+        return False
+
+    def _can_drain(self) -> bool:
+        # Worth flushing and looping only if the oldest owed reply is ready.
+        first = self._queue[0].future
+        return first is None or first.done()
+
+    def _execute(self, args: list[bytes]) -> None:
+        conn = self.conn
+        name = args[0].upper()
+        if not conn.authenticated and name not in PRE_AUTH:
+            self._reply(NOAUTH, conn.protocol)
+            return
+        command = COMMANDS.get(name)
+        proto = conn.protocol
+        try:
+            if command is None:
+                result = self._dispatcher.submit(conn, args)
+            else:
+                result = command(self._session, conn, args)
+                self._set_limits()  # AUTH or HELLO may have authenticated the client
+                proto = conn.protocol  # HELLO's reply is in the new version already
+        except Exception as exc:
+            self._reply(_error_reply(exc), proto)
+            return
+        if _is_awaitable(result):
+            future = asyncio.ensure_future(result)
+            future.add_done_callback(self._on_done)
+            self._queue.append(_Slot(None, future, proto))
+        else:
+            self._reply(cast(Reply, result), proto)
+
+    def _reply(self, value: Reply, proto: int) -> None:
+        if self._queue:
+            self._queue.append(_Slot(value, None, proto))
+        else:
+            self._encode(value, proto)
+
+    def _encode(self, value: Reply, proto: int) -> None:
+        out = self._out
+        size = len(out)
+        try:
+            encode_into(out, value, proto)
+        except (TypeError, ValueError, RecursionError) as exc:
+            del out[size:]
+            log.debug("cannot encode a reply for %r", self.conn, exc_info=True)
+            out.append(encode(Error(f"ERR cannot encode the reply: {exc}"), proto))
+
+    def _on_done(self, future: asyncio.Future[Reply]) -> None:
+        if not future.cancelled():
+            future.exception()  # retrieved here, so a dropped reply logs no warning
+        # Coalesced: futures finishing in the same loop iteration get one write.
+        self._schedule_pump()
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled and not self._lost:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        self._pump()
+
+    def _flush(self) -> None:
+        queue = self._queue
+        while queue:
+            slot = queue[0]
+            if slot.future is None:
+                value = slot.value
+            elif slot.future.done():
+                value = _future_reply(slot.future)
+            else:
+                break
+            queue.popleft()
+            self._encode(value, slot.proto)
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._out.clear()
+            return
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            transport.write(data)
+        if self._closing and not queue:
+            transport.close()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        want = (
+            not self._closing
+            and not self._write_paused
+            and len(self._queue) < self._handler.max_pending
+        )
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+
+def _is_awaitable(value: object) -> TypeGuard[Awaitable[Reply]]:
+    # Cheaper than inspect.isawaitable, whose ABC check costs about a
+    # microsecond per command; coroutines and futures both have __await__.
+    return hasattr(type(value), "__await__")
+
+
+def _error_reply(exc: BaseException) -> Error:
+    log.debug("command failed", exc_info=exc)
+    return Error(f"ERR {str(exc) or type(exc).__name__}")
+
+
+def _future_reply(future: asyncio.Future[Reply]) -> Reply:
+    if future.cancelled():
+        return Error("ERR command cancelled")
+    exc = future.exception()
+    return _error_reply(exc) if exc is not None else future.result()
