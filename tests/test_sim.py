@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from tests.raftsim.sim import Simulation
 from tests.raftsim.soak import replay_command, run_one
 
 CHUNK = 25
@@ -43,8 +44,6 @@ def test_fault_schedules(seeds: range) -> None:
 
 def test_a_seed_replays_identically() -> None:
     """Replaying a failing seed is only useful if a seed fixes everything."""
-    from tests.raftsim.sim import Simulation
-
     runs = []
     for _ in range(2):
         sim = Simulation(7)
