@@ -193,10 +193,12 @@ class NodeProcess:
     async def stop(self) -> None:
         if self.join_task is not None:
             self.join_task.cancel()
-        if self.door is not None:
-            await self.door.close()
+        # The node first: its transport ends the peers' inbound streams, which
+        # the front door would otherwise wait for until its close deadline.
         if self.node is not None:
             await self.node.stop()
+        if self.door is not None:
+            await self.door.close()
         if self.datadir is not None:
             self.datadir.close()
 
