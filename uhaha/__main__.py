@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None, *, prog: str = "uhaha") -> int:
         return 0
     from .server import run  # noqa: PLC0415  (keeps -h and -v fast)
 
-    return run(opts, app_name="uhaha", version=__version__, prog=prog)
+    return run(opts, prog=prog)
 
 
 if __name__ == "__main__":

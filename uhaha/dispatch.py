@@ -1,22 +1,40 @@
 """One place that executes a command for every front end.
 
-Front ends hand over the raw arguments in arrival order; the dispatcher finds
-the command (built-in or the application's), decodes arguments, and returns
-either the reply value or an awaitable of it. Errors are raised as
+Front ends hand over raw arguments in each connection's arrival order; the
+dispatcher finds the command (built-in or the application's) and returns
+the reply value or an awaitable of it. Errors are raised as
 :class:`~uhaha.errors.CommandError` with uhaha's wording.
+
+- Writes are batched: every write submitted before the event loop next gets
+  a chance to run (a pipelined burst, many concurrent clients) goes into
+  one log entry, up to 256 per entry, with no waiting when idle. A write is
+  answered once committed and applied on this node.
+- Reads run on the leader after a ReadIndex confirmation (linearizable), or
+  with ``--openreads`` on any node whose log is loaded (possibly stale).
+- A connection's read waits for that connection's earlier writes, so a
+  pipelined read sees the writes before it.
+- Intermediate commands run locally with the connection's context.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .builtins import Builtins
-from .errors import CommandError, unknown_command
+from .entries import encode_batch
+from .errors import CommandError, OutcomeUnknownError, unknown_command
+from .node import NotLeaderError, OutcomeUnknown, ProposalFailed
 
-__all__ = ["Dispatcher"]
+if TYPE_CHECKING:
+    from .app import App, Command
 
+__all__ = ["MAX_BATCH", "Dispatcher"]
+
+MAX_BATCH = 256
 Handler = Callable[[list[str]], Any]
 
 
@@ -27,20 +45,180 @@ def decode_arg(raw: bytes | str) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-class Dispatcher:
-    def __init__(self, builtins: Builtins) -> None:
-        self.builtins = builtins
-        self.commands: dict[str, Handler] = dict(builtins.table())
+def encode_arg(arg: bytes | str) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    return arg.encode("utf-8", "surrogateescape")
 
-    def submit(self, conn: object, args: list[bytes] | list[str]) -> Any | Awaitable[Any]:
+
+class Dispatcher:
+    def __init__(
+        self,
+        builtins: Builtins,
+        app: App | None = None,
+        machine: Any = None,
+        *,
+        openreads: bool = False,
+    ) -> None:
+        self.builtins = builtins
+        self.node = builtins.node
+        self.app = app
+        self.machine = machine
+        """The application's :class:`~uhaha.machine.Machine` (reads and intermediates)."""
+        self.openreads = openreads
+        self.commands: dict[str, Handler] = dict(builtins.table())
+        self._pending: list[tuple[list[bytes], asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+        self._last_write: dict[int, asyncio.Future[Any]] = {}
+
+    # --- entry point ------------------------------------------------------------------
+
+    def submit(self, conn: Any, args: list[bytes] | list[str]) -> Any | Awaitable[Any]:
         """Run one command. Called in each connection's arrival order."""
         if not args:
             raise CommandError("ERR empty command")
         name = decode_arg(args[0])
-        fn = self.commands.get(name.lower())
-        if fn is None:
-            raise unknown_command(name)
-        result = fn([decode_arg(a) for a in args[1:]])
-        if inspect.isawaitable(result):
-            return result
+        key = name.lower()
+        cmd = self.app.commands.get(key) if self.app is not None else None
+        if cmd is None:
+            fn = self.commands.get(key)
+            if fn is not None:
+                return fn([decode_arg(a) for a in args[1:]])
+            cmd = self.app.catchall if self.app is not None else None
+            if cmd is None:
+                raise unknown_command(name)
+        result = self._run_app(conn, cmd, args)
+        if self.app is not None and self.app.response_filter_fn is not None:
+            return self._filtered(args, result)
         return result
+
+    def _run_app(self, conn: Any, cmd: Command, args: list[bytes] | list[str]) -> Any:
+        if cmd.kind == "write":
+            return self._write(conn, [encode_arg(a) for a in args])
+        str_args = [decode_arg(a) for a in args[1:]]
+        if cmd.kind == "read":
+            return self._read(conn, cmd, str_args)
+        return self._intermediate(conn, cmd, str_args)
+
+    async def _filtered(self, args: list[bytes] | list[str], result: Any) -> Any:
+        assert self.app is not None and self.app.response_filter_fn is not None
+        if inspect.isawaitable(result):
+            result = await result
+        return self.app.response_filter_fn([decode_arg(a) for a in args], result)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def _write(self, conn: Any, args: list[bytes]) -> Awaitable[Any]:
+        if not self.node.is_leader():
+            raise self.builtins.moved()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((args, fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        conn_id = getattr(conn, "id", None)
+        if conn_id is not None:
+            self._last_write[conn_id] = fut
+            fut.add_done_callback(lambda f: self._forget(conn_id, f))
+        return fut
+
+    def _forget(self, conn_id: int, fut: asyncio.Future[Any]) -> None:
+        if self._last_write.get(conn_id) is fut:
+            del self._last_write[conn_id]
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start : start + MAX_BATCH]
+            task = asyncio.ensure_future(self._propose(batch))
+            task.add_done_callback(_consume)
+
+    async def _propose(self, batch: list[tuple[list[bytes], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self.node.propose(encode_batch([args for args, _ in batch]))
+        except NotLeaderError:
+            error: CommandError = self.builtins.moved()
+        except ProposalFailed as e:
+            error = CommandError(str(e))
+        except OutcomeUnknown as e:
+            error = OutcomeUnknownError(str(e))
+        except CommandError as e:
+            error = e
+        else:
+            for (_, fut), r in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(r, CommandError):
+                    fut.set_exception(r)
+                else:
+                    fut.set_result(r)
+            return
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(error)
+
+    # --- reads and intermediates ------------------------------------------------------------
+
+    async def _after_own_writes(self, conn: Any) -> None:
+        prev = self._last_write.get(getattr(conn, "id", -1))
+        if prev is not None and not prev.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(prev)
+
+    async def _read(self, conn: Any, cmd: Command, args: list[str]) -> Any:
+        await self._after_own_writes(conn)
+        node = self.node
+        if self.openreads:
+            if not node.logs_loaded:
+                raise CommandError("ERR the log is still loading")
+        else:
+            if not node.is_leader():
+                raise self.builtins.moved()
+            try:
+                await node.read_barrier()
+            except NotLeaderError:
+                raise self.builtins.moved() from None
+            except ProposalFailed as e:
+                raise CommandError(str(e)) from None
+            except OutcomeUnknown as e:
+                raise OutcomeUnknownError(str(e)) from None
+        with self.machine.reading(None) as m:
+            try:
+                return cmd.fn(m, args)
+            except CommandError:
+                raise
+            except Exception as e:
+                raise CommandError(f"ERR {e}") from e
+
+    def _intermediate(self, conn: Any, cmd: Command, args: list[str]) -> Any:
+        context = getattr(conn, "context", None)
+        if context is None:
+            context = {}
+        view = self.machine.intermediate(context)
+        try:
+            result = cmd.fn(view, args)
+        except CommandError:
+            raise
+        except Exception as e:
+            raise CommandError(f"ERR {e}") from e
+        if inspect.isawaitable(result):
+            return _guard(result)
+        return result
+
+    def closed(self, conn: Any) -> None:
+        self._last_write.pop(getattr(conn, "id", -1), None)
+
+
+async def _guard(aw: Awaitable[Any]) -> Any:
+    try:
+        return await aw
+    except CommandError:
+        raise
+    except Exception as e:
+        raise CommandError(f"ERR {e}") from e
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

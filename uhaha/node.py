@@ -151,6 +151,8 @@ class Node:
         self._replay_from = 0
         self._replay_shown = 0.0
         self.started_at = time.time()
+        self.role_listeners: list[Callable[[str], None]] = []
+        """Called with the new role ("leader", "follower", ...) when it changes."""
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -379,6 +381,11 @@ class Node:
     def _role_changed(self, core: RaftCore, rd: Ready) -> None:
         ss = rd.soft_state
         assert ss is not None
+        for listener in self.role_listeners:
+            try:
+                listener(ss.role.value)
+            except Exception:
+                log.exception("state-change hook failed")
         if ss.role is Role.LEADER:
             log.info("became leader (term %d)", ss.term)
         elif ss.role is Role.FOLLOWER and ss.leader:

@@ -11,27 +11,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import ssl as ssl_module
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
 
+from . import __version__
+from .app import App, Applier, make_machine
 from .builtins import Builtins, _Ok
 from .cli import Options
 from .dispatch import Dispatcher
+from .entries import encode_tick
 from .errors import CommandError
 from .frontdoor import FrontDoor, StartupError
 from .http.api import api_routes
 from .log import setup_logging
-from .node import Machine, Node, NodeOptions
+from .node import Node, NodeOptions
 from .resp import Connection, Error, RespHandler, ServerInfo, SimpleString, secret_checker
 from .respclient import ReplyError, RespClientError, call
 from .storage import DataDir, MemoryStorage, SnapshotStore, SQLiteStorage, Storage, StorageError
+from .timesync import TimeSource
 from .transport import HttpTransport
 
 __all__ = ["NodeProcess", "RespAdapter", "run"]
@@ -39,12 +43,18 @@ __all__ = ["NodeProcess", "RespAdapter", "run"]
 log = logging.getLogger("uhaha.server")
 
 
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a lost tick is harmless: the next one follows
+
+
 class RespAdapter:
     """The dispatcher as the RESP front end sees it: uhaha errors become
     RESP error replies and status strings become ``+OK``-style replies."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, app: App | None = None) -> None:
         self.dispatcher = dispatcher
+        self.app = app
 
     def submit(self, conn: Connection, args: list[bytes]) -> Any:
         try:
@@ -67,25 +77,38 @@ class RespAdapter:
         return value
 
     def opened(self, conn: Connection) -> None:
-        return None
+        if self.app is not None and self.app.connected_fn is not None:
+            self.app.connected_fn(conn)
 
     def closed(self, conn: Connection) -> None:
-        return None
+        self.dispatcher.closed(conn)
+        if self.app is not None and self.app.disconnected_fn is not None:
+            self.app.disconnected_fn(conn)
 
 
 @dataclass
 class NodeProcess:
-    """Everything one running node owns, built from the command-line options."""
+    """Everything one running node owns, built from the command-line options.
+
+    Without ``app`` the node answers only the built-in commands."""
 
     opts: Options
-    app_name: str = "uhaha"
-    version: str = "0.0.0"
-    machine: Machine | None = None
-    routes: list[BaseRoute] = field(default_factory=list)
+    app: App | None = None
     datadir: DataDir | None = None
     node: Node | None = None
     door: FrontDoor | None = None
     join_task: asyncio.Task[None] | None = None
+    tick_task: asyncio.Task[None] | None = None
+    dispatcher: Dispatcher | None = None
+    time_source: TimeSource | None = None
+
+    @property
+    def app_name(self) -> str:
+        return self.app.name if self.app is not None else "uhaha"
+
+    @property
+    def version(self) -> str:
+        return self.app.version if self.app is not None else __version__
 
     def role(self) -> str:
         node = self.node
@@ -112,28 +135,40 @@ class NodeProcess:
             transports.append(t)
             return t
 
+        app = self.app
+        machine = make_machine(app) if app is not None else None
         node = self.node = Node(
             NodeOptions(opts.node_id, opts.advertised, nonvoter=opts.nonvoter),
             storage,
             snapshots,
             make_transport,
-            self.machine,
+            Applier(app, machine) if app is not None and machine is not None else None,
         )
         builtins = Builtins(node, version=self.version, try_errors=opts.try_errors)
-        dispatcher = Dispatcher(builtins)
-        app = Starlette(
+        dispatcher = self.dispatcher = Dispatcher(builtins, app, machine, openreads=opts.openreads)
+        asgi = Starlette(
             routes=[
                 *transports[0].routes(),
                 *api_routes(node, dispatcher, opts.auth),
-                *self.routes,
+                *(app.routes if app is not None else []),
             ]
         )
         resp = RespHandler(
-            RespAdapter(dispatcher),
+            RespAdapter(dispatcher, app),
             check_auth=secret_checker(opts.auth) if opts.auth else None,
             info=ServerInfo(server=self.app_name, version=self.version),
         )
-        self.door = FrontDoor(app, resp, ssl=_server_ssl(opts))
+        self.door = FrontDoor(
+            asgi,
+            resp,
+            ssl=_server_ssl(opts),
+            services=app.services if app is not None else (),
+        )
+        if app is not None:
+            app._runtime = self
+            if app.state_change_fn is not None:
+                node.role_listeners.append(app.state_change_fn)
+            self.time_source = TimeSource(localtime=opts.localtime)
         host, port = opts.bind
         await self.door.start(host, port)
         log.info(
@@ -147,6 +182,9 @@ class NodeProcess:
         if opts.join and not fresh:
             log.warning("ignoring -j %s: this node is already a member of a cluster", opts.join)
         await node.start(bootstrap=not opts.join)
+        if self.time_source is not None:
+            await self.time_source.start()
+            self.tick_task = asyncio.create_task(self._ticks(), name="uhaha-ticks")
         if opts.join and fresh:
             self.join_task = asyncio.create_task(
                 self._join(opts.join, client_ssl), name="uhaha-join"
@@ -190,9 +228,31 @@ class NodeProcess:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
+    async def _ticks(self) -> None:
+        """On the leader, propose the replicated time and seed every tick interval."""
+        node, app, clock = self.node, self.app, self.time_source
+        assert node is not None and app is not None and clock is not None
+        while True:
+            await asyncio.sleep(app.tick_interval)
+            if node.is_leader():
+                data = encode_tick(clock.now_ns(), secrets.randbits(64))
+                task = asyncio.ensure_future(node.propose(data))
+                task.add_done_callback(_ignore_outcome)
+
+    async def execute(self, args: list[str]) -> Any:
+        """Run a command as a client would (``App.execute``)."""
+        assert self.dispatcher is not None
+        result = self.dispatcher.submit(None, args)
+        if isinstance(result, Awaitable):
+            result = await result
+        return result
+
     async def stop(self) -> None:
-        if self.join_task is not None:
-            self.join_task.cancel()
+        for task in (self.join_task, self.tick_task):
+            if task is not None:
+                task.cancel()
+        if self.time_source is not None:
+            await self.time_source.close()
         # The node first: its transport ends the peers' inbound streams, which
         # the front door would otherwise wait for until its close deadline.
         if self.node is not None:
@@ -281,19 +341,11 @@ def print_error(message: str) -> None:
     print(f"{_prog}: {message}", file=sys.stderr)
 
 
-def run(
-    opts: Options,
-    *,
-    app_name: str = "uhaha",
-    version: str = "0.0.0",
-    machine: Machine | None = None,
-    routes: list[BaseRoute] | None = None,
-    prog: str = "uhaha",
-) -> int:
+def run(opts: Options, *, app: App | None = None, prog: str = "uhaha") -> int:
     """Run a node until SIGINT/SIGTERM; returns the process exit status."""
     global _prog
     _prog = prog
-    proc = NodeProcess(opts, app_name, version, machine, list(routes or []))
+    proc = NodeProcess(opts, app)
     setup_logging(opts.log_level, proc.role)
     try:
         return asyncio.run(_serve(proc))

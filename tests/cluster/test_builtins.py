@@ -19,12 +19,10 @@ from .test_cli_cluster import redis_cli
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
     c = ProcCluster(tmp_path_factory.mktemp("builtins"))
     try:
-        c.start(3, extra=[])
+        c.start(3)
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
     finally:
+        print(c.logs())  # pytest shows it only when a test failed
         c.close()
 
 

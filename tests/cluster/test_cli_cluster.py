@@ -17,10 +17,8 @@ def cluster(tmp_path: Path) -> Iterator[ProcCluster]:
     c = ProcCluster(tmp_path)
     try:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
     finally:
+        print(c.logs())  # pytest shows it only when a test failed
         c.close()
 
 
