@@ -329,4 +329,4 @@ class Applier:
         finally:
             reader.close()
         self.machine.data = self.app.load(raw)
-        self.machine.restore_header(header.ts, header.seed)
+        self.machine.restore_header(header.ts, header.seed, header.start)
