@@ -294,8 +294,9 @@ class PeerLink:
             if not outbox:
                 await outbox.wait()
                 if not outbox:  # poked by _tick
+                    # Not counted as traffic: an idle link keeps sending one
+                    # every interval, so a dead connection shows up quickly.
                     yield KEEPALIVE
-                    self._chunks += 1
                     continue
             data, count = outbox.take(_CHUNK)
             try:
