@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ class Dispatcher:
         machine: Any = None,
         *,
         openreads: bool = False,
+        status: Callable[[str], Any] = str,
     ) -> None:
         self.builtins = builtins
         self.node = builtins.node
@@ -70,6 +72,9 @@ class Dispatcher:
         self._pending: list[tuple[list[bytes], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._last_write: dict[int, asyncio.Future[Any]] = {}
+        self._monitors: dict[int, Any] = {}
+        self._status = status
+        """Makes a status reply (RESP ``+text``) for MONITOR's feed."""
 
     # --- entry point ------------------------------------------------------------------
 
@@ -79,6 +84,10 @@ class Dispatcher:
             raise CommandError("ERR empty command")
         name = decode_arg(args[0])
         key = name.lower()
+        if self._monitors:
+            self._feed(conn, args)
+        if key == "monitor":
+            return self._monitor(conn, args)
         cmd = self.app.commands.get(key) if self.app is not None else None
         if cmd is None:
             fn = self.commands.get(key)
@@ -207,7 +216,41 @@ class Dispatcher:
         return result
 
     def closed(self, conn: Any) -> None:
-        self._last_write.pop(getattr(conn, "id", -1), None)
+        conn_id = getattr(conn, "id", -1)
+        self._last_write.pop(conn_id, None)
+        self._monitors.pop(conn_id, None)
+
+    # --- MONITOR ----------------------------------------------------------------------------
+
+    def _monitor(self, conn: Any, args: list[bytes] | list[str]) -> Any:
+        """MONITOR: stream every command this node receives to the connection."""
+        if len(args) != 1:
+            raise CommandError("ERR wrong number of arguments")
+        if not hasattr(conn, "push"):
+            raise CommandError("ERR MONITOR needs a RESP connection")
+        self._monitors[conn.id] = conn
+        return self._status("OK")
+
+    def _feed(self, conn: Any, args: list[bytes] | list[str]) -> None:
+        where = getattr(conn, "remote", "http")
+        quoted = " ".join(_quote(decode_arg(a)) for a in args)
+        line = self._status(f"{time.time():.6f} [0 {where}] {quoted}")
+        for monitor in list(self._monitors.values()):
+            if monitor is not conn:
+                monitor.push(line)
+
+
+def _quote(arg: str) -> str:
+    """An argument as Redis's MONITOR shows it: quoted, with escapes."""
+    out = []
+    for ch in arg:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape")))
+    return '"' + "".join(out) + '"'
 
 
 async def _guard(aw: Awaitable[Any]) -> Any:

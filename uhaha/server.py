@@ -145,7 +145,9 @@ class NodeProcess:
             Applier(app, machine) if app is not None and machine is not None else None,
         )
         builtins = Builtins(node, version=self.version, try_errors=opts.try_errors)
-        dispatcher = self.dispatcher = Dispatcher(builtins, app, machine, openreads=opts.openreads)
+        dispatcher = self.dispatcher = Dispatcher(
+            builtins, app, machine, openreads=opts.openreads, status=SimpleString
+        )
         asgi = Starlette(
             routes=[
                 *transports[0].routes(),

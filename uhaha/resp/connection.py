@@ -20,9 +20,24 @@ class Connection:
     when no password is required), `name` is set by CLIENT SETNAME.
     """
 
-    __slots__ = ("_close", "authenticated", "context", "id", "name", "protocol", "remote")
+    __slots__ = (
+        "_close",
+        "_push",
+        "authenticated",
+        "context",
+        "id",
+        "name",
+        "protocol",
+        "remote",
+    )
 
-    def __init__(self, conn_id: int, remote: str, close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        conn_id: int,
+        remote: str,
+        close: Callable[[], None],
+        push: Callable[[Any], None] | None = None,
+    ) -> None:
         self.id = conn_id
         self.remote = remote
         self.protocol = 2
@@ -30,10 +45,16 @@ class Connection:
         self.name: str | None = None
         self.context: dict[str, Any] = {}
         self._close = close
+        self._push = push
 
     def close(self) -> None:
         """Close the connection once the replies already due have been written."""
         self._close()
+
+    def push(self, value: Any) -> None:
+        """Send a reply the client did not ask for (MONITOR's feed)."""
+        if self._push is not None:
+            self._push(value)
 
     def __repr__(self) -> str:
         return f"<Connection id={self.id} remote={self.remote} resp{self.protocol}>"

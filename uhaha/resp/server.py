@@ -124,7 +124,7 @@ class RespProtocol(asyncio.Protocol):
         """Start a connection: tell the dispatcher it opened."""
         self._transport = cast(asyncio.Transport, transport)
         peer = format_address(transport.get_extra_info("peername"))
-        self.conn = Connection(self._handler.next_id(), peer, self.shutdown)
+        self.conn = Connection(self._handler.next_id(), peer, self.shutdown, self.push)
         self.conn.authenticated = self._session.check_auth is None
         self._set_limits()
         try:
@@ -179,6 +179,20 @@ class RespProtocol(asyncio.Protocol):
         happens in a callback of its own.
         """
         self._closing = True
+        self._schedule_pump()
+
+    def push(self, value: Reply) -> None:
+        """Send ``value`` unprompted (MONITOR's feed), after the replies owed.
+
+        A client that does not read its feed is cut off rather than allowed
+        to grow this server's memory without bound."""
+        if self._lost or self._closing:
+            return
+        if len(self._queue) + len(self._out) > self._handler.max_pending * 4:
+            log.info("%r does not read its feed: closing it", self.conn)
+            self.abort()
+            return
+        self._reply(value, self.conn.protocol)
         self._schedule_pump()
 
     def abort(self) -> None:
