@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ClusterDown, CommandError, Moved, OutcomeUnknownError, syntax_error, wrong_args
@@ -47,11 +48,20 @@ CLUSTER_HELP = [
 ]
 
 
+def _human_time(ns: int) -> str:
+    if not ns:
+        return "-"
+    when = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{ns % 1_000_000_000:09d}Z"
+
+
 @dataclass
 class Builtins:
     node: Node
     version: str = "0.0.0"
     try_errors: bool = False
+    machine: Any = None
+    """The application's machine, for MACHINE (None: built-ins only)."""
 
     # --- helpers ---------------------------------------------------------------
 
@@ -80,6 +90,7 @@ class Builtins:
             "echo": self.echo,
             "version": self.cmd_version,
             "barrier": self.barrier,
+            "machine": self.cmd_machine,
             "raft": self.raft,
             "cluster": self.cluster,
         }
@@ -100,6 +111,22 @@ class Builtins:
         if args:
             raise wrong_args()
         return self.version
+
+    def cmd_machine(self, args: list[str]) -> Any:
+        """MACHINE [HUMAN]: the replicated clock of the state machine on this node."""
+        if len(args) > 1 or (args and args[0].lower() != "human"):
+            raise syntax_error() if args else wrong_args()
+        m = self.machine
+        info = self.node.info()
+        out: dict[str, Any] = {
+            "now": m.ts if m is not None else 0,
+            "start": m.start if m is not None else 0,
+            "applied_index": info["applied_index"],
+        }
+        if args:
+            out["now"] = _human_time(out["now"])
+            out["start"] = _human_time(out["start"])
+        return out
 
     async def barrier(self, args: list[str]) -> Any:
         """Commit a no-op entry: everything before it is applied on the leader."""

@@ -144,7 +144,7 @@ class NodeProcess:
             make_transport,
             Applier(app, machine) if app is not None and machine is not None else None,
         )
-        builtins = Builtins(node, version=self.version, try_errors=opts.try_errors)
+        builtins = Builtins(node, version=self.version, try_errors=opts.try_errors, machine=machine)
         dispatcher = self.dispatcher = Dispatcher(
             builtins, app, machine, openreads=opts.openreads, status=SimpleString
         )

@@ -75,3 +75,14 @@ def test_errors_do_not_break_the_node(cluster: ProcCluster) -> None:
     assert leader.call("TICKET") > 0
     for p in cluster.live():
         assert p.alive
+
+
+def test_machine_shows_the_replicated_clock(cluster: ProcCluster) -> None:
+    leader = cluster.wait_leader()
+    wait_for(lambda: leader.call("MACHINE")["start"] > 0, what="the first tick")
+    raw = leader.call("MACHINE")
+    assert raw["now"] >= raw["start"] > 1_600_000_000 * 10**9
+    human = leader.call("MACHINE", "HUMAN")
+    assert human["now"].endswith("Z") and human["now"][:2] == "20"
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        leader.call("MACHINE", "LOUD")
