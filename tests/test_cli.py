@@ -74,6 +74,13 @@ def test_bad_flags_give_one_clear_line(argv: list[str], needle: str) -> None:
     assert "\n" not in str(e.value)
 
 
+def test_ntp_servers() -> None:
+    o = parse_args(["--ntp", "127.0.0.1:1123, time.example.org"], env={})
+    assert o.ntp_servers == [("127.0.0.1", 1123), ("time.example.org", 123)]
+    with pytest.raises(UsageError, match="invalid --ntp"):
+        parse_args(["--ntp", "host:0"], env={})
+
+
 def test_addresses() -> None:
     assert parse_address(":11001") == ("127.0.0.1", 11001)
     assert parse_address("[::1]:5") == ("::1", 5)
@@ -85,6 +92,6 @@ def test_usage_lists_every_flag() -> None:
     text = usage("ticket")
     for flag in (
         "-v -h -a -n -d -j -l --tls-cert --tls-key --auth --advertise --nosync "
-        "--openreads --localtime --restore --nonvoter --backend --try-errors".split()
+        "--openreads --localtime --restore --nonvoter --backend --try-errors --ntp".split()
     ):
         assert f"  {flag} " in text, flag

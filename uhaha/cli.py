@@ -36,12 +36,25 @@ class Options:
     restore: str = ""
     backend: str = "sqlite"
     try_errors: bool = False
+    ntp: str = ""
     show_version: bool = False
     show_help: bool = False
 
     @property
     def bind(self) -> tuple[str, int]:
         return parse_address(self.addr)
+
+    @property
+    def ntp_servers(self) -> list[tuple[str, int]]:
+        """``--ntp`` as (host, port) pairs (port 123 by default)."""
+        out = []
+        for item in filter(None, (x.strip() for x in self.ntp.split(","))):
+            host, sep, port = item.rpartition(":")
+            if sep and port.isdigit():
+                out.append((host.strip("[]"), int(port)))
+            else:
+                out.append((item, 123))
+        return out
 
     @property
     def advertised(self) -> str:
@@ -88,6 +101,8 @@ Advanced options:
   --nonvoter       : join as a non-voting member (receives the log, never votes)
   --backend name   : log storage: sqlite (default) or memory (lost on exit)
   --try-errors     : answer TRY <addr> instead of MOVED 0 <addr> on followers
+  --ntp servers    : internet time servers, host[:port] separated by commas
+                     (default: time.google.com,pool.ntp.org)
 """
 
 
@@ -104,6 +119,7 @@ _VALUED = {
     "--advertise": "advertise",
     "--restore": "restore",
     "--backend": "backend",
+    "--ntp": "ntp",
 }
 _FLAGS = {
     "-v": "show_version",
@@ -184,6 +200,9 @@ def _validate(opts: Options, env: dict[str, str]) -> None:
         parse_address(opts.advertise)
     if opts.join:
         parse_address(opts.join)
+    for server in opts.ntp_servers:
+        if not server[0] or not 0 < server[1] < 65536:
+            raise UsageError(f"invalid --ntp server in {opts.ntp!r}")
     if opts.restore and opts.join:
         raise UsageError("--restore cannot be used with -j")
     if bool(opts.tls_cert) != bool(opts.tls_key):

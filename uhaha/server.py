@@ -170,7 +170,12 @@ class NodeProcess:
             app._runtime = self
             if app.state_change_fn is not None:
                 node.role_listeners.append(app.state_change_fn)
-            self.time_source = TimeSource(localtime=opts.localtime)
+            servers = opts.ntp_servers
+            self.time_source = (
+                TimeSource(servers, localtime=opts.localtime)
+                if servers
+                else TimeSource(localtime=opts.localtime)
+            )
         host, port = opts.bind
         await self.door.start(host, port)
         log.info(
