@@ -16,7 +16,7 @@ import fnmatch
 import struct
 from typing import Any
 
-from uhaha import App, Machine
+from uhaha import OK, App, Machine
 from uhaha.errors import CommandError, syntax_error, wrong_args
 
 
@@ -54,7 +54,7 @@ def cmd_set(m: Machine, args: list[str]) -> Any:
         if seconds <= 0:
             raise CommandError("ERR invalid expire time in 'set' command")
         store.expires[key] = m.now() + seconds * 1_000_000_000
-    return "OK"
+    return OK
 
 
 @app.read("get")

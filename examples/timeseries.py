@@ -18,7 +18,7 @@ import math
 import struct
 from typing import Any
 
-from uhaha import App, Machine
+from uhaha import OK, App, Machine
 from uhaha.errors import CommandError, wrong_args
 
 
@@ -101,7 +101,7 @@ def cmd_retain(m: Machine, args: list[str]) -> str:
         raise CommandError("ERR seconds must not be negative")
     store: Store = m.data
     store.retain_ns = int(seconds * 1_000_000_000)
-    return "OK"
+    return OK
 
 
 @app.on_tick

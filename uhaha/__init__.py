@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["App", "CommandError", "Machine", "__version__"]
+__all__ = ["OK", "App", "CommandError", "Machine", "__version__"]
 
 if TYPE_CHECKING:
     from .app import App
+    from .builtins import OK
     from .errors import CommandError
     from .machine import Machine
 
@@ -34,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from .machine import Machine  # noqa: PLC0415
 
         return Machine
+    if name == "OK":
+        from .builtins import OK  # noqa: PLC0415
+
+        return OK
     raise AttributeError(name)

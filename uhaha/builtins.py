@@ -23,7 +23,7 @@ __all__ = ["OK", "Builtins"]
 
 
 class _Ok(str):
-    """A status reply (RESP ``+OK``), not a bulk string."""
+    """A status reply (RESP ``+OK``), not a bulk string: return ``uhaha.OK``."""
 
 
 OK = _Ok("OK")
