@@ -46,7 +46,7 @@ from .errors import CommandError, unknown_command
 from .frontdoor import Service
 from .machine import Machine
 from .raft import Entry
-from .storage import SnapshotStore
+from .storage import SnapshotHeader, SnapshotStore
 
 __all__ = ["App", "Command", "CommandFn"]
 
@@ -126,7 +126,10 @@ class App:
         return self._register("command", name)
 
     def catch_all(self, kind: Kind = "write") -> Callable[[CommandFn], CommandFn]:
-        """Register the command that runs for every name not otherwise known."""
+        """Register the command that runs for every name not otherwise known.
+
+        Unlike other commands it gets the whole command, its name first
+        (``args[0]``), as uhaha's catch-all does."""
 
         def deco(fn: CommandFn) -> CommandFn:
             if kind != "command" and asyncio.iscoroutinefunction(fn):
@@ -295,7 +298,9 @@ def run_write(app: App, m: Any, index: int, data: bytes) -> Any:
         if cmd is None or cmd.kind != "write":
             results.append(unknown_command(name))
             continue
-        str_args = [a.decode("utf-8", "surrogateescape") for a in args[1:]]
+        # A catch-all needs to know what it was called as: it gets the name too.
+        given = args if cmd is app.catchall else args[1:]
+        str_args = [a.decode("utf-8", "surrogateescape") for a in given]
         with m.writing(index):
             try:
                 results.append(cmd.fn(m, str_args))
@@ -320,6 +325,11 @@ class Applier:
 
     def apply(self, entry: Entry) -> Any:
         return run_write(self.app, self.machine, entry.index, entry.data)
+
+    def dump(self) -> tuple[SnapshotHeader, bytes]:
+        """The machine's header and the app's bytes (runs in the forked child)."""
+        st = self.machine.state()
+        return SnapshotHeader(st.start, st.ts, st.seed), self.app.dump(self.machine.data)
 
     def restore(self, store: SnapshotStore, snapshot_id: str) -> None:
         reader = store.open(snapshot_id)

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ClusterDown, CommandError, Moved, OutcomeUnknownError, syntax_error, wrong_args
 from .node import Node, NotLeaderError, OutcomeUnknown, ProposalFailed
 from .raft import ConfChange, ConfChangeOp
+from .storage import SnapshotInfo, SnapshotNotFoundError, StorageError
 
 __all__ = ["OK", "Builtins"]
 
@@ -37,6 +38,10 @@ RAFT_HELP = [
     "RAFT SERVER PROMOTE id                  # make a non-voter a voter",
     "RAFT SERVER DEMOTE id                   # make a voter a non-voter",
     "RAFT TRANSFER [id]                      # hand leadership to another voter",
+    "RAFT SNAPSHOT NOW                       # make a snapshot of the data",
+    "RAFT SNAPSHOT LIST                      # show a list of all snapshots on server",
+    "RAFT SNAPSHOT FILE id                   # show the file path of a snapshot on server",
+    "RAFT SNAPSHOT READ id [RANGE start end] # download all or part of a snapshot",
     "RAFT HELP                               # show this help",
 ]
 
@@ -53,6 +58,20 @@ def _human_time(ns: int) -> str:
         return "-"
     when = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
     return f"{when:%Y-%m-%dT%H:%M:%S}.{ns % 1_000_000_000:09d}Z"
+
+
+MAX_READ = 64 << 20
+"""Largest RAFT SNAPSHOT READ answer; bigger files are read in RANGEs."""
+
+
+def snapshot_json(info: SnapshotInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "index": info.index,
+        "term": info.term,
+        "size": info.size,
+        "timestamp": info.timestamp,
+    }
 
 
 @dataclass
@@ -155,6 +174,8 @@ class Builtins:
             return await self.raft_server(rest)
         if sub == "transfer":
             return await self.raft_transfer(rest)
+        if sub == "snapshot":
+            return await self.raft_snapshot(rest)
         if sub == "help":
             return RAFT_HELP
         raise syntax_error()
@@ -203,6 +224,61 @@ class Builtins:
 
         await self.on_leader(run)
         return OK
+
+    async def raft_snapshot(self, args: list[str]) -> Any:
+        """RAFT SNAPSHOT NOW|LIST|FILE id|READ id [RANGE start end] (this node's)."""
+        if not args:
+            raise wrong_args()
+        sub = args[0].lower()
+        store = self.node.snapshots
+        if sub == "now":
+            if len(args) != 1:
+                raise wrong_args()
+            try:
+                info = await self.node.take_snapshot()
+            except (StorageError, ProposalFailed) as e:
+                raise CommandError(f"ERR snapshot failed: {e}") from None
+            return info.id
+        if sub == "list":
+            if len(args) != 1:
+                raise wrong_args()
+            return [snapshot_json(info) for info in store.list()]
+        if sub == "file":
+            if len(args) != 2:
+                raise wrong_args()
+            return str(self._path(args[1]).resolve())
+        if sub == "read":
+            return self._read(args[1:])
+        raise syntax_error()
+
+    def _path(self, snapshot_id: str) -> Any:
+        try:
+            return self.node.snapshots.path(snapshot_id)
+        except SnapshotNotFoundError:
+            raise CommandError("ERR snapshot not found") from None
+
+    def _read(self, args: list[str]) -> bytes:
+        if len(args) not in (1, 4):
+            raise wrong_args()
+        path = self._path(args[0])
+        size = path.stat().st_size
+        start, end = 0, size
+        if len(args) == 4:
+            if args[1].lower() != "range":
+                raise syntax_error()
+            try:
+                start, end = int(args[2]), int(args[3])
+            except ValueError:
+                raise CommandError("ERR invalid range") from None
+            if start < 0 or end < start:
+                raise CommandError("ERR invalid range")
+            end = min(end, size)
+            start = min(start, end)
+        if end - start > MAX_READ:
+            raise CommandError(
+                f"ERR the snapshot is larger than {MAX_READ} bytes: read it with RANGE start end"
+            )
+        return self.node.snapshots.read(args[0], start, end - start)
 
     async def raft_transfer(self, args: list[str]) -> Any:
         if len(args) > 1:

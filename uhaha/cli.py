@@ -37,6 +37,9 @@ class Options:
     backend: str = "sqlite"
     try_errors: bool = False
     ntp: str = ""
+    snapshot_every: int = 10_000
+    backup_dir: str = ""
+    backups: int = 5
     show_version: bool = False
     show_help: bool = False
 
@@ -103,6 +106,10 @@ Advanced options:
   --try-errors     : answer TRY <addr> instead of MOVED 0 <addr> on followers
   --ntp servers    : internet time servers, host[:port] separated by commas
                      (default: time.google.com,pool.ntp.org)
+  --snapshot-every n : take a snapshot after n applied entries, then compact
+                     the log  (default: 10000; 0: only RAFT SNAPSHOT NOW)
+  --backup-dir dir : copy every new snapshot into dir (--restore takes them)
+  --backups n      : how many backups to keep in --backup-dir  (default: 5)
 """
 
 
@@ -120,6 +127,9 @@ _VALUED = {
     "--restore": "restore",
     "--backend": "backend",
     "--ntp": "ntp",
+    "--snapshot-every": "snapshot_every",
+    "--backup-dir": "backup_dir",
+    "--backups": "backups",
 }
 _FLAGS = {
     "-v": "show_version",
@@ -172,6 +182,10 @@ def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Options:
     for key, value in values.items():
         if key == "data_dir":
             opts.data_dir = Path(value)
+        elif key in ("snapshot_every", "backups"):
+            if not value.isdigit():
+                raise UsageError(f"--{key.replace('_', '-')} needs a whole number, not {value!r}")
+            setattr(opts, key, int(value))
         else:
             setattr(opts, key, value)
     _validate(opts, env)
@@ -203,6 +217,8 @@ def _validate(opts: Options, env: dict[str, str]) -> None:
     for server in opts.ntp_servers:
         if not server[0] or not 0 < server[1] < 65536:
             raise UsageError(f"invalid --ntp server in {opts.ntp!r}")
+    if opts.backups < 1:
+        raise UsageError("--backups must be at least 1")
     if opts.restore and opts.join:
         raise UsageError("--restore cannot be used with -j")
     if bool(opts.tls_cert) != bool(opts.tls_key):

@@ -75,6 +75,9 @@ class Dispatcher:
         self._monitors: dict[int, Any] = {}
         self._status = status
         """Makes a status reply (RESP ``+text``) for MONITOR's feed."""
+        self.first_tick: Callable[[], bytes] | None = None
+        """Makes a tick entry (the node sets it for apps): writes proposed before the
+        machine's first tick go after one, so they never see time 0 (1970)."""
 
     # --- entry point ------------------------------------------------------------------
 
@@ -104,7 +107,8 @@ class Dispatcher:
     def _run_app(self, conn: Any, cmd: Command, args: list[bytes] | list[str]) -> Any:
         if cmd.kind == "write":
             return self._write(conn, [encode_arg(a) for a in args])
-        str_args = [decode_arg(a) for a in args[1:]]
+        given = args if self.app is not None and cmd is self.app.catchall else args[1:]
+        str_args = [decode_arg(a) for a in given]
         if cmd.kind == "read":
             return self._read(conn, cmd, str_args)
         return self._intermediate(conn, cmd, str_args)
@@ -145,6 +149,8 @@ class Dispatcher:
 
     async def _propose(self, batch: list[tuple[list[bytes], asyncio.Future[Any]]]) -> None:
         try:
+            if self.first_tick is not None and self.machine is not None and not self.machine.start:
+                await self.node.propose(self.first_tick())
             results = await self.node.propose(encode_batch([args for args, _ in batch]))
         except NotLeaderError:
             error: CommandError = self.builtins.moved()

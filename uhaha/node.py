@@ -40,7 +40,15 @@ from .raft import (
     Role,
     SnapshotMeta,
 )
-from .storage import SnapshotReceiver, SnapshotStore, Storage, StorageError
+from .snapshotter import write_snapshot
+from .storage import (
+    SnapshotHeader,
+    SnapshotInfo,
+    SnapshotReceiver,
+    SnapshotStore,
+    Storage,
+    StorageError,
+)
 from .transport.base import Transport
 
 __all__ = [
@@ -64,6 +72,10 @@ class Machine(Protocol):
     def restore(self, store: SnapshotStore, snapshot_id: str) -> None:
         """Replace the whole state with the snapshot ``snapshot_id``."""
 
+    def dump(self) -> tuple[SnapshotHeader, bytes]:
+        """The state now: the machine's header and the application's bytes.
+        Runs in a forked child (see :mod:`uhaha.snapshotter`): no I/O, no loop."""
+
 
 class NullMachine:
     """A machine with no state: the node runs with the built-in commands only."""
@@ -73,6 +85,9 @@ class NullMachine:
 
     def restore(self, store: SnapshotStore, snapshot_id: str) -> None:
         return None
+
+    def dump(self) -> tuple[SnapshotHeader, bytes]:
+        return SnapshotHeader(), b""
 
 
 class NotLeaderError(Exception):
@@ -101,6 +116,11 @@ class NodeOptions:
     heartbeat_tick: int = 2
     nonvoter: bool = False
     request_timeout: float = 10.0
+    snapshot_every: int = 10_000
+    """Take a snapshot after this many applied entries (0: only on demand)."""
+    trailing_logs: int = 1_000
+    """Entries kept before a snapshot, for followers slightly behind."""
+    fork_snapshots: bool = True
     raft: dict[str, Any] = field(default_factory=dict)
     """Extra :class:`RaftConfig` settings."""
 
@@ -152,6 +172,10 @@ class Node:
         self._replay_shown = 0.0
         self.started_at = time.time()
         self.role_listeners: list[Callable[[str], None]] = []
+        self.snapshot_listeners: list[Callable[[SnapshotInfo], None]] = []
+        """Called with each snapshot this node writes (backups)."""
+        self._snapshot_task: asyncio.Task[SnapshotInfo] | None = None
+        self._snapshot_index = 0
         """Called with the new role ("leader", "follower", ...) when it changes."""
 
     # --- lifecycle -------------------------------------------------------------
@@ -196,6 +220,7 @@ class Node:
             log.info("bootstrapped a new cluster")
         if self.core.config.voters() == {self.id}:
             self.core.campaign()  # alone: no one to wait for
+        self._snapshot_index = after
         self.loaded_commit = self.core.log.committed
         self._replay_from = self.core.log.applied
         self._replay_shown = 0.0
@@ -241,6 +266,9 @@ class Node:
             return
         self._stopping = True
         self._wake.set()
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            with contextlib.suppress(Exception):
+                await self._snapshot_task
         for t in self._tasks:
             if t.get_name() == "uhaha-tick":
                 t.cancel()
@@ -330,6 +358,9 @@ class Node:
         core.advance(rd)
         if rd.committed:
             self._release_applied(core.log.applied)
+            every = self.options.snapshot_every
+            if every and core.log.applied - self._snapshot_index >= every:
+                self._start_snapshot()
         if not self.logs_loaded:
             self._replay_progress(core)
             self._check_loaded(core)
@@ -353,6 +384,54 @@ class Node:
             self._receiver = None
             self.machine.restore(self.snapshots, info.id)
             log.info("installed snapshot %d", info.index)
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def _start_snapshot(self) -> asyncio.Task[SnapshotInfo]:
+        task = self._snapshot_task
+        if task is None or task.done():
+            task = self._snapshot_task = asyncio.create_task(self._snapshot())
+            task.add_done_callback(_log_snapshot_failure)
+        return task
+
+    async def take_snapshot(self) -> SnapshotInfo:
+        """Snapshot the applied state now (RAFT SNAPSHOT NOW) and compact the log."""
+        self._core()
+        return await asyncio.shield(self._start_snapshot())
+
+    async def _snapshot(self) -> SnapshotInfo:
+        core = self._core()
+        while core.installing:  # a leader's snapshot is about to replace our state
+            await self._next_apply(0.05)
+        index = core.log.applied
+        latest = self.snapshots.latest()
+        if latest is not None and latest.index >= index:
+            return latest
+        meta = core.snapshot_meta(index)
+        started = time.monotonic()
+        try:
+            info = await write_snapshot(
+                self.snapshots, meta, self.machine.dump, fork=self.options.fork_snapshots
+            )
+        except Exception:
+            # Try again only after another ``snapshot_every`` entries.
+            self._snapshot_index = index
+            raise
+        self._snapshot_index = info.index
+        # The log before the snapshot can go, but for the trailing entries.
+        core.compact(info.meta, self.options.trailing_logs)
+        if core.log.offset > 0:
+            await self.storage.compact(core.log.offset, core.log.offset_term)
+        log.info(
+            "snapshot %s written: index %d, %d bytes, %.2f s",
+            info.id, info.index, info.size, time.monotonic() - started,
+        )  # fmt: skip
+        for listener in self.snapshot_listeners:
+            try:
+                listener(info)
+            except Exception:
+                log.exception("snapshot listener failed")
+        return info
 
     def _read_snapshot(self, meta: SnapshotMeta, offset: int, size: int) -> bytes:
         info = self.snapshots.find(meta.index, meta.term)
@@ -606,3 +685,8 @@ class Node:
 
     def members(self) -> list[Member]:
         return list(self._core().config.members)
+
+
+def _log_snapshot_failure(task: asyncio.Task[SnapshotInfo]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("snapshot failed: %s", task.exception())

@@ -15,8 +15,10 @@ import secrets
 import signal
 import ssl as ssl_module
 import sys
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,9 +34,19 @@ from .frontdoor import FrontDoor, StartupError
 from .http.api import api_routes
 from .log import setup_logging
 from .node import Node, NodeOptions
+from .raft import Configuration, HardState, Member, SnapshotMeta
 from .resp import Connection, Error, RespHandler, ServerInfo, SimpleString, secret_checker
 from .respclient import ReplyError, RespClientError, call
-from .storage import DataDir, MemoryStorage, SnapshotStore, SQLiteStorage, Storage, StorageError
+from .snapshotter import backup, restore_file
+from .storage import (
+    DataDir,
+    MemoryStorage,
+    SnapshotInfo,
+    SnapshotStore,
+    SQLiteStorage,
+    Storage,
+    StorageError,
+)
 from .timesync import TimeSource
 from .transport import HttpTransport
 
@@ -101,6 +113,8 @@ class NodeProcess:
     tick_task: asyncio.Task[None] | None = None
     dispatcher: Dispatcher | None = None
     time_source: TimeSource | None = None
+    _backups: set[asyncio.Task[None]] = field(default_factory=set)
+    storage: Storage | None = None
 
     @property
     def app_name(self) -> str:
@@ -126,7 +140,10 @@ class NodeProcess:
             storage = MemoryStorage()
         else:
             storage = await SQLiteStorage.open(self.datadir.db_path, nosync=opts.nosync)
+        self.storage = storage
         snapshots = SnapshotStore(self.datadir.snapshot_path)
+        if opts.restore:
+            await self._restore(storage, snapshots)
         client_ssl = _client_ssl(opts)
         transports: list[HttpTransport] = []
 
@@ -138,7 +155,12 @@ class NodeProcess:
         app = self.app
         machine = make_machine(app) if app is not None else None
         node = self.node = Node(
-            NodeOptions(opts.node_id, opts.advertised, nonvoter=opts.nonvoter),
+            NodeOptions(
+                opts.node_id,
+                opts.advertised,
+                nonvoter=opts.nonvoter,
+                snapshot_every=opts.snapshot_every,
+            ),
             storage,
             snapshots,
             make_transport,
@@ -166,6 +188,8 @@ class NodeProcess:
             ssl=_server_ssl(opts),
             services=app.services if app is not None else (),
         )
+        if opts.backup_dir:
+            node.snapshot_listeners.append(self._backup)
         if app is not None:
             app._runtime = self
             if app.state_change_fn is not None:
@@ -176,6 +200,8 @@ class NodeProcess:
                 if servers
                 else TimeSource(localtime=opts.localtime)
             )
+            clock = self.time_source
+            dispatcher.first_tick = lambda: encode_tick(clock.now_ns(), secrets.randbits(64))
         host, port = opts.bind
         await self.door.start(host, port)
         log.info(
@@ -196,6 +222,45 @@ class NodeProcess:
             self.join_task = asyncio.create_task(
                 self._join(opts.join, client_ssl), name="uhaha-join"
             )
+
+    async def _restore(self, storage: Storage, snapshots: SnapshotStore) -> None:
+        """``--restore path``: a brand-new single-node cluster holding the snapshot."""
+        opts = self.opts
+        loaded = await storage.load()
+        if loaded.last_index or loaded.hard_state.term or snapshots.latest() is not None:
+            log.warning("ignoring --restore %s: the data directory already has data", opts.restore)
+            return
+        me = Member(opts.node_id, opts.advertised, True)
+        meta = SnapshotMeta(1, 1, Configuration((me,)))
+        shown = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if total > 16 << 20 and now - shown[0] >= 1.0:
+                shown[0] = now
+                log.info("restoring snapshot: %d%% of %d MB", done * 100 // total, total >> 20)
+
+        info = await asyncio.to_thread(restore_file, snapshots, opts.restore, meta, progress)
+        await storage.save(HardState(1, "", 1), [])
+        await storage.compact(1, 1)
+        log.info("restored snapshot %s from %s", info.id, opts.restore)
+
+    def _backup(self, info: SnapshotInfo) -> None:
+        opts, node = self.opts, self.node
+        assert node is not None
+        prefix = f"{self.app_name}-{opts.node_id}"
+
+        async def copy() -> None:
+            try:
+                path = await asyncio.to_thread(
+                    backup, node.snapshots, info, Path(opts.backup_dir), opts.backups, prefix
+                )
+                log.info("backed up snapshot %s to %s", info.id, path)
+            except (OSError, StorageError) as e:
+                log.warning("backup of snapshot %s failed: %s", info.id, e)
+
+        self._backups.add(task := asyncio.create_task(copy()))
+        task.add_done_callback(self._backups.discard)
 
     async def _join(self, target: str, client_ssl: ssl_module.SSLContext | None) -> None:
         """Ask the cluster at ``target`` to add this node, following MOVED to the
@@ -262,8 +327,13 @@ class NodeProcess:
             await self.time_source.close()
         # The node first: its transport ends the peers' inbound streams, which
         # the front door would otherwise wait for until its close deadline.
-        if self.node is not None:
-            await self.node.stop()
+        if self.node is not None and self.node.core is not None:
+            await self.node.stop()  # closes the storage too
+        elif self.storage is not None:
+            await self.storage.close()  # start-up failed before the node ran
+        for task in list(self._backups):
+            with contextlib.suppress(Exception):
+                await task
         if self.door is not None:
             await self.door.close()
         if self.datadir is not None:

@@ -8,6 +8,8 @@
 - ``POST /cmd``: a pipeline, body ``[["set","a","1"],["get","a"]]``; one
   ``{"result"}`` or ``{"error"}`` per command, in order.
 - ``GET /status``: this node's Raft facts (RAFT INFO) and the members.
+- ``GET /snapshots``: this node's snapshots; ``GET /snapshots/{id}`` downloads
+  one (the same bytes as ``RAFT SNAPSHOT READ id``; ``--restore`` takes it).
 - ``GET /healthz``: the process is alive. ``GET /readyz``: a leader is known
   and this node's log is loaded (503 otherwise). Neither needs auth.
 
@@ -23,12 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..builtins import snapshot_json
 from ..dispatch import Dispatcher
 from ..errors import CommandError, Moved
 from ..node import Node
+from ..storage import SnapshotNotFoundError
 
 __all__ = ["MAX_BODY", "api_routes", "jsonable"]
 
@@ -96,7 +100,7 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             raise _BadRequest(f"request body too large (limit {MAX_BODY} bytes)")
-        body = b""
+        body = bytearray()  # bytes += bytes would copy the whole body per chunk
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
@@ -160,6 +164,17 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         ]
         return JSONResponse(info)
 
+    async def snapshots(request: Request) -> Response:
+        return JSONResponse([snapshot_json(i) for i in node.snapshots.list()])
+
+    async def snapshot_file(request: Request) -> Response:
+        snapshot_id = request.path_params["id"]
+        try:
+            path = node.snapshots.path(snapshot_id)  # validates the id: only real snapshots
+        except SnapshotNotFoundError:
+            return JSONResponse({"error": "ERR snapshot not found"}, status_code=404)
+        return FileResponse(path, media_type="application/gzip", filename=f"{snapshot_id}.snap")
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -174,6 +189,8 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         Route("/cmd/{name}", guarded(command), methods=["GET", "POST"]),
         Route("/cmd", guarded(pipeline), methods=["POST"]),
         Route("/status", guarded(status), methods=["GET"]),
+        Route("/snapshots", guarded(snapshots), methods=["GET"]),
+        Route("/snapshots/{id}", guarded(snapshot_file), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -186,7 +186,13 @@ class LeaderMixin:
         self._send_chunk(to, pr, snap)
 
     def _send_chunk(self, to: str, pr: Progress, snap: SnapshotMeta) -> None:
-        data = self.read_snapshot(snap, pr.snap_offset, self.cfg.snapshot_chunk_bytes)
+        try:
+            data = self.read_snapshot(snap, pr.snap_offset, self.cfg.snapshot_chunk_bytes)
+        except LookupError:
+            # The driver no longer has it (replaced meanwhile): start over
+            # from probing; the next attempt sends the newest snapshot.
+            pr.become_probe()
+            return
         done = pr.snap_offset + len(data) >= snap.size
         self.send(SnapshotChunk(self.term, self.id, to, snap, pr.snap_offset, data, done))
         pr.snap_elapsed = 0

@@ -122,6 +122,11 @@ class SnapshotReader:
         except (OSError, EOFError, zlib.error) as exc:
             raise StorageError(f"snapshot file {self.path} is corrupt: {exc}") from exc
 
+    @property
+    def position(self) -> int:
+        """Compressed bytes read from the file so far (for progress)."""
+        return self._raw.tell()
+
     def chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
         """The remaining application bytes, in pieces of at most ``size``."""
         while data := self.read(size):
