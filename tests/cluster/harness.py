@@ -115,6 +115,7 @@ class Proc:
 class ProcCluster:
     def __init__(self, workdir: Path, program: list[str] | None = None) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.program = program or [sys.executable, "-m", "uhaha"]
         self.procs: dict[str, Proc] = {}
 
