@@ -47,6 +47,15 @@ def _number(text: str, what: str) -> float:
     return value
 
 
+def _stamp(text: str, what: str) -> int:
+    """A time in nanoseconds: integers exactly (a float cannot hold today's
+    nanosecond timestamps: 2**53 < 1.8e18), other numbers rounded down."""
+    try:
+        return int(text)
+    except ValueError:
+        return math.floor(_number(text, what))
+
+
 @app.write("write")
 def cmd_write(m: Machine, args: list[str]) -> int:
     """WRITE series value: append a point stamped with the replicated time."""
@@ -72,7 +81,7 @@ def cmd_query(m: Machine, args: list[str]) -> Any:
         return []
     lo, hi = 0, len(series.times)
     if len(args) == 3:
-        start, end = int(_number(args[1], "start")), int(_number(args[2], "end"))
+        start, end = _stamp(args[1], "start"), _stamp(args[2], "end")
         lo = bisect.bisect_left(series.times, start)
         hi = bisect.bisect_right(series.times, end)
     return [[series.times[i], repr(series.values[i])] for i in range(lo, hi)]

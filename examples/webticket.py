@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from uhaha import App, CommandError, Machine
+from uhaha.errors import Moved
 
 app = App("webticket", version="1.0.0", initial_data={"ticket": 0}, json_snapshots=True)
 
@@ -32,7 +33,9 @@ async def next_ticket(request: Request) -> JSONResponse:
     try:
         number = await app.execute(["ticket"])
     except CommandError as e:
-        return JSONResponse({"error": e.message}, status_code=e.status)
+        # On a follower: 307 to the same route on the leader (curl -L follows it).
+        headers = {"Location": f"http://{e.leader}/next"} if isinstance(e, Moved) else None
+        return JSONResponse({"error": e.message}, status_code=e.status, headers=headers)
     return JSONResponse({"ticket": number})
 
 

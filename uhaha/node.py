@@ -176,6 +176,7 @@ class Node:
         """Called with each snapshot this node writes (backups)."""
         self._snapshot_task: asyncio.Task[SnapshotInfo] | None = None
         self._snapshot_index = 0
+        self._receive_shown = 0.0
         """Called with the new role ("leader", "follower", ...) when it changes."""
 
     # --- lifecycle -------------------------------------------------------------
@@ -376,6 +377,14 @@ class Node:
                 rec = self._receiver = self.snapshots.receive(chunk.meta)
                 log.info("receiving snapshot %d (%d bytes)", chunk.meta.index, chunk.meta.size)
             rec.write(chunk.offset, chunk.data)
+            now = time.monotonic()
+            if rec.meta.size > 16 << 20 and now - self._receive_shown >= 2.0:
+                self._receive_shown = now
+                log.info(
+                    "receiving snapshot %d: %d%%",
+                    rec.meta.index,
+                    rec.received * 100 // rec.meta.size,
+                )
         if rd.snapshot is not None:
             rec = self._receiver
             if rec is None or rec.meta != rd.snapshot:
@@ -660,7 +669,7 @@ class Node:
         lg = core.log
         leader = self.leader_address()
         me = core.config.get(self.id)
-        total = max(self.loaded_commit, 1)
+        total = max(self.loaded_commit, lg.committed, 1)
         return {
             "id": self.id,
             "address": self.options.advertise,
@@ -678,6 +687,11 @@ class Node:
             "logs_behind": max(0, lg.committed - lg.applied),
             "logs_loaded_percent": 100 if self.logs_loaded else min(100, lg.applied * 100 // total),
             "snapshot_index": lg.snapshot.index if lg.snapshot else 0,
+            "receiving_snapshot_percent": (
+                self._receiver.received * 100 // max(self._receiver.meta.size, 1)
+                if self._receiver is not None
+                else 100
+            ),
             "num_peers": len(core.config.members) - (1 if me else 0),
             "num_voters": len(core.config.voters()),
             "uptime_s": round(time.time() - self.started_at, 3),
