@@ -177,6 +177,8 @@ class Node:
         self._snapshot_task: asyncio.Task[SnapshotInfo] | None = None
         self._snapshot_index = 0
         self._receive_shown = 0.0
+        self.loop_lag_max = 0.0
+        """The longest the event loop was late for a timer, in seconds."""
         """Called with the new role ("leader", "follower", ...) when it changes."""
 
     # --- lifecycle -------------------------------------------------------------
@@ -231,6 +233,7 @@ class Node:
         self._tasks = [
             asyncio.create_task(self._ticker(), name="uhaha-tick"),
             asyncio.create_task(self._ready_loop(), name="uhaha-ready"),
+            asyncio.create_task(self._watch_lag(), name="uhaha-lag"),
         ]
         self._wake.set()
 
@@ -271,7 +274,7 @@ class Node:
             with contextlib.suppress(Exception):
                 await self._snapshot_task
         for t in self._tasks:
-            if t.get_name() == "uhaha-tick":
+            if t.get_name() != "uhaha-ready":  # the Ready loop finishes its batch
                 t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -308,6 +311,16 @@ class Node:
             if self.core is not None:
                 self.core.tick()
                 self._wake.set()
+
+    async def _watch_lag(self) -> None:
+        """Measure how late the event loop runs a 10 ms timer: the longest stall
+        (a blocking call, a big serialization) shows in RAFT INFO."""
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            lag = max(0.0, loop.time() - expected)
+            self.loop_lag_max = max(self.loop_lag_max, lag)
 
     # --- the Ready loop -------------------------------------------------------------
 
@@ -695,6 +708,7 @@ class Node:
             "num_peers": len(core.config.members) - (1 if me else 0),
             "num_voters": len(core.config.voters()),
             "uptime_s": round(time.time() - self.started_at, 3),
+            "loop_lag_max_ms": round(self.loop_lag_max * 1000, 1),
         }
 
     def members(self) -> list[Member]:
