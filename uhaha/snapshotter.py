@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,7 +44,12 @@ async def write_snapshot(
         header, data = dump()
         return await asyncio.to_thread(_write, store, meta, header, data)
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a process with threads (aiosqlite
+        # and NTP run some): the child only serializes and writes a file,
+        # touching no lock another thread could hold, and leaves with _exit.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: no event loop, no logging, exit without cleanup
         status = 1
         try:
