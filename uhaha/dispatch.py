@@ -119,6 +119,32 @@ class Dispatcher:
             result = await result
         return self.app.response_filter_fn([decode_arg(a) for a in args], result)
 
+    def readonly(self, args: list[str]) -> bool:
+        """Whether a command changes nothing (so HTTP GET may run it)."""
+        if not args:
+            return False
+        key = args[0].lower()
+        cmd = self.app.commands.get(key) if self.app is not None else None
+        if cmd is not None:
+            return cmd.kind != "write"
+        if key in self.commands:
+            sub = " ".join(a.lower() for a in args[1:3])
+            if key in ("ping", "echo", "version", "machine", "cluster"):
+                return True
+            if key == "raft":
+                return sub.split(" ")[0] in ("leader", "info", "help") or sub in (
+                    "server list",
+                    "snapshot list",
+                    "snapshot file",
+                    "snapshot read",
+                )
+            return False
+        return (
+            self.app is not None
+            and self.app.catchall is not None
+            and (self.app.catchall.kind != "write")
+        )
+
     # --- writes ---------------------------------------------------------------------------
 
     def _write(self, conn: Any, args: list[bytes]) -> Awaitable[Any]:

@@ -1,7 +1,9 @@
 """The JSON HTTP API (Starlette), a thin front end over the dispatcher.
 
 - ``POST /cmd/{name}``: body a JSON array of string arguments, or
-  ``{"args": [...]}``, or empty. ``GET /cmd/{name}?arg=..&arg=..`` too.
+  ``{"args": [...]}``, or empty. ``GET /cmd/{name}?arg=..&arg=..`` for
+  commands that change nothing (reads, intermediates, informational
+  built-ins); 405 for the others.
   200 ``{"result": ...}``; errors ``{"error": "ERR ..."}`` with a fitting
   status; a follower answers leader-only commands with 307 and ``Location``
   on the leader (so ``curl -L`` follows it).
@@ -54,7 +56,11 @@ def jsonable(value: Any) -> Any:
 
 
 class _BadRequest(Exception):
-    pass
+    status = 400
+
+
+class _TooLarge(_BadRequest):
+    status = 413
 
 
 def _error(e: CommandError, scheme: str, path: str) -> Response:
@@ -85,7 +91,7 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
             try:
                 result: Response = await fn(request)
             except _BadRequest as e:
-                return JSONResponse({"error": f"ERR {e}"}, status_code=400)
+                return JSONResponse({"error": f"ERR {e}"}, status_code=e.status)
             return result
 
         return endpoint
@@ -99,12 +105,12 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
     async def read_json(request: Request) -> Any:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            raise _BadRequest(f"request body too large (limit {MAX_BODY} bytes)")
+            raise _TooLarge(f"request body too large (limit {MAX_BODY} bytes)")
         body = bytearray()  # bytes += bytes would copy the whole body per chunk
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                raise _BadRequest(f"request body too large (limit {MAX_BODY} bytes)")
+                raise _TooLarge(f"request body too large (limit {MAX_BODY} bytes)")
         if not body.strip():
             return None
         try:
@@ -133,6 +139,13 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         name = request.path_params["name"]
         if request.method == "GET":
             args = request.query_params.getlist("arg")
+            if not dispatcher.readonly([name, *args]):
+                # GET must not change anything (caches, crawlers, prefetchers).
+                return JSONResponse(
+                    {"error": f"ERR {name} changes data: use POST"},
+                    status_code=405,
+                    headers={"Allow": "POST"},
+                )
         else:
             args = as_args(await read_json(request))
         try:
