@@ -200,7 +200,7 @@ async def test_restart_recovers_from_disk(tmp_path: Path) -> None:
         await until(again.is_leader)
         await until(lambda: len(c.machines["1"].applied) == 20, what="replay")
         assert c.machines["1"].applied == [f"k{i}".encode() for i in range(20)]
-        assert again.logs_loaded
+        await until(lambda: again.logs_loaded, what="logs loaded")
     finally:
         await c.close()
 
