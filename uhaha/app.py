@@ -151,12 +151,26 @@ class App:
         return fn
 
     def snapshot(self, fn: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-        """``fn(data) -> bytes``: a custom snapshot format (else JSON or pickle-free repr)."""
+        """``fn(data) -> bytes``: a custom snapshot format (else ``json_snapshots``).
+
+        What it may do: read ``data`` and return bytes that :meth:`restore`
+        turns back into an equal state. It sees the state after exactly one
+        log index (it runs in a forked copy of the process, so writes keep
+        being applied meanwhile, and nothing it does reaches the node). What
+        it may not do: change ``data``, depend on anything but ``data`` (the
+        clock, randomness, the environment), or expect to share memory with
+        the node. The output must be deterministic: every node snapshots on
+        its own, and a follower may restore a leader's snapshot instead of
+        replaying the log, so equal states must give equal behaviour."""
         self.snapshot_fn = fn
         return fn
 
     def restore(self, fn: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-        """``fn(bytes) -> data``: read what :meth:`snapshot` wrote."""
+        """``fn(bytes) -> data``: read what :meth:`snapshot` wrote and return the
+        data. Runs on the event loop when a node starts from a snapshot, installs
+        one from the leader, or starts with ``--restore``; it must not block
+        on I/O and must rebuild exactly the state that was saved (the
+        replicated time and random stream are restored by the framework)."""
         self.restore_fn = fn
         return fn
 

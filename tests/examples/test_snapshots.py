@@ -150,3 +150,27 @@ def test_snapshot_ids_cannot_escape_the_data_directory(tmp_path: Path, bad: str)
             assert httpx.get(f"http://{p.address}{path}").status_code == 404
     finally:
         c.close()
+
+
+def test_backups_are_copied_kept_and_restorable(tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    c = ProcCluster(tmp_path / "a", program=KVDB)
+    try:
+        first = c.start(1, extra=["--backup-dir", str(backups), "--backups", "2"])
+        for n in range(3):
+            writes(first, n * 100, 100)
+            first.call("RAFT", "SNAPSHOT", "NOW")
+        wait_for(lambda: len(list(backups.glob("kvdb-1-*.snap"))) == 2, what="two backups")
+        wait_for(lambda: "backed up snapshot" in first.log())
+        expected = dump(first)
+        newest = max(backups.glob("kvdb-1-*.snap"), key=lambda p: p.stat().st_mtime_ns)
+        assert not list(backups.glob(".*.tmp")), "no temporary files left behind"
+    finally:
+        c.close()
+    r = ProcCluster(tmp_path / "b", program=KVDB)
+    try:
+        restored = r.add("1", extra=["--restore", str(newest)])
+        r.wait_leader([restored])
+        assert dump(restored) == expected
+    finally:
+        r.close()
