@@ -137,3 +137,18 @@ async def test_a_failing_auth_callback_is_an_error_reply(start_resp: Start) -> N
     writer.write(command("AUTH", "x") + command("PING"))
     assert await read_replies(reader, 2) == [Error("ERR secret store unavailable"), NOAUTH]
     writer.close()
+
+
+async def test_config_get_is_answered_harmlessly(resp: Running) -> None:
+    """redis-benchmark asks CONFIG GET save/appendonly on connect: answer empty."""
+    reader, writer = await resp.connect()
+    writer.write(
+        command("CONFIG", "GET", "save")
+        + command("CONFIG", "GET")
+        + command("CONFIG", "SET", "save", "")
+    )
+    replies = await read_replies(reader, 3)
+    assert replies[0] == []
+    assert replies[1] == Error("ERR wrong number of arguments for 'config|get' command")
+    assert replies[2] == Error("ERR CONFIG is not supported: uhaha is configured with flags")
+    writer.close()

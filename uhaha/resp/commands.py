@@ -187,6 +187,18 @@ def select(session: Session, conn: Connection, args: list[bytes]) -> Reply:
     return OK if index == 0 else Error("ERR DB index is out of range")
 
 
+def config(session: Session, conn: Connection, args: list[bytes]) -> Reply:
+    """CONFIG GET pattern ...: no Redis settings here, so an empty answer
+    (redis-benchmark asks for ``save`` and ``appendonly`` when it connects)."""
+    if len(args) < 2:
+        return _arity("config")
+    if args[1].upper() == b"GET":
+        if len(args) < 3:
+            return _arity("config|get")
+        return {} if conn.protocol == 3 else []
+    return Error("ERR CONFIG is not supported: uhaha is configured with flags")
+
+
 def quit_(session: Session, conn: Connection, args: list[bytes]) -> Reply:
     """QUIT: reply +OK, then close once every earlier reply is written."""
     conn.close()
@@ -202,6 +214,7 @@ COMMANDS: dict[bytes, Command] = {
     b"CLIENT": client,
     b"COMMAND": command,
     b"SELECT": select,
+    b"CONFIG": config,
     b"QUIT": quit_,
 }
 
