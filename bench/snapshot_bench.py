@@ -25,7 +25,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster.harness import ROOT, Proc, ProcCluster, wait_for  # noqa: E402
+from tests.cluster.harness import ROOT, Proc, ProcCluster, wait_for
 
 KVDB = [sys.executable, str(ROOT / "examples" / "kvdb.py")]
 
