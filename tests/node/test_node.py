@@ -16,7 +16,13 @@ import pytest
 
 from uhaha.node import Node, NodeOptions, NotLeaderError, ProposalFailed
 from uhaha.raft import ConfChange, ConfChangeOp, Entry
-from uhaha.storage import MemoryStorage, SnapshotStore, SQLiteStorage, Storage
+from uhaha.storage import (
+    MemoryStorage,
+    SnapshotHeader,
+    SnapshotStore,
+    SQLiteStorage,
+    Storage,
+)
 from uhaha.transport import MemoryNetwork
 
 
@@ -33,7 +39,11 @@ class Recorder:
         return len(self.applied)
 
     def restore(self, store: SnapshotStore, snapshot_id: str) -> None:
-        raise AssertionError("no snapshots in these tests")
+        with store.open(snapshot_id) as reader:
+            self.applied = [x for x in reader.read().split(b"\n") if x]
+
+    def dump(self) -> tuple[SnapshotHeader, bytes]:
+        return SnapshotHeader(), b"\n".join(self.applied)
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
@@ -52,6 +62,8 @@ class Cluster:
         self.nodes: dict[str, Node] = {}
         self.machines: dict[str, Recorder] = {}
         self.sqlite = sqlite
+        self.snapshot_every = 10_000
+        self.trailing_logs = 1_000
 
     async def storage(self, nid: str) -> Storage:
         if self.sqlite:
@@ -62,7 +74,14 @@ class Cluster:
         address = f"n{nid}"
         machine = self.machines.setdefault(nid, Recorder())
         node = Node(
-            NodeOptions(nid, address, tick_ms=10, request_timeout=5),
+            NodeOptions(
+                nid,
+                address,
+                tick_ms=10,
+                request_timeout=5,
+                snapshot_every=self.snapshot_every,
+                trailing_logs=self.trailing_logs,
+            ),
             await self.storage(nid),
             SnapshotStore(self.tmp / f"snap-{nid}"),
             lambda deliver: self.net.transport(nid, deliver, address=address),
@@ -207,6 +226,7 @@ async def test_restart_recovers_from_disk(tmp_path: Path) -> None:
 
 async def test_long_replay_shows_progress(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     c = Cluster(tmp_path, sqlite=True)
+    c.snapshot_every = 0  # replay the whole log
     try:
         node = await c.add("1", bootstrap=True)
         await until(node.is_leader)
@@ -220,5 +240,26 @@ async def test_long_replay_shows_progress(tmp_path: Path, caplog: pytest.LogCapt
         messages = [r.getMessage() for r in caplog.records]
         assert any(m.startswith("replaying logs: ") for m in messages), messages
         assert "logs loaded: ready for commands" in messages
+    finally:
+        await c.close()
+
+
+async def test_restart_from_a_snapshot_and_the_tail(tmp_path: Path) -> None:
+    c = Cluster(tmp_path, sqlite=True)
+    c.snapshot_every = 10
+    c.trailing_logs = 2
+    try:
+        node = await c.add("1", bootstrap=True)
+        await until(node.is_leader)
+        for i in range(35):
+            await node.propose(b"v%d" % i)
+        await until(lambda: len(node.snapshots.list()) >= 1, what="a snapshot")
+        await until(lambda: node.info()["first_index"] > 1, what="compaction")
+        await node.stop()
+        c.machines["1"] = Recorder()
+        again = await c.add("1", bootstrap=False)
+        await until(lambda: len(c.machines["1"].applied) == 35, what="restored and replayed")
+        assert c.machines["1"].applied == [b"v%d" % i for i in range(35)]
+        assert again.info()["snapshot_index"] > 0
     finally:
         await c.close()
