@@ -228,3 +228,14 @@ async def test_close_stops_delivery(cluster: Cluster) -> None:
     await wait_until(lambda: one.transport.stats()["2"].errors > 0)
     assert two.inbox.messages == []
     assert two.transport.stats() == {}
+
+
+async def test_a_restarted_link_carries_on(cluster: Cluster) -> None:
+    one, two = await cluster(2)
+    one.transport.send(heartbeats("1", "2", range(10)))
+    await two.inbox.wait_for(10)
+    assert isinstance(one.transport, HttpTransport)
+    one.transport._links["2"].restart()  # as when peer 2 is seen with a new boot id
+    one.transport.send(heartbeats("1", "2", range(10, 20)))
+    got = await two.inbox.wait_for(20)
+    assert seqs(got)[-10:] == list(range(10, 20))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import ssl as _ssl
 from collections.abc import Iterable, Mapping
 
@@ -92,6 +93,7 @@ class HttpTransport:
             io_timeout=io_timeout,
             snapshot_timeout=snapshot_timeout,
             keepalive=keepalive,
+            boot=secrets.token_hex(8).encode(),
         )
         self._endpoints = PeerEndpoints(
             local_id,
@@ -99,6 +101,7 @@ class HttpTransport:
             auth=auth,
             max_frame_size=max_frame_size,
             is_open=self._is_open,
+            on_restart=self._peer_restarted,
         )
         self._links: dict[str, PeerLink] = {}
         self._started = False
@@ -107,6 +110,11 @@ class HttpTransport:
         self._closing: set[asyncio.Task[None]] = set()
         self.unroutable = 0
         """Messages dropped because their receiver is not a current peer."""
+
+    def _peer_restarted(self, peer_id: str) -> None:
+        link = self._links.get(peer_id)
+        if link is not None:
+            link.restart()
 
     def _is_open(self) -> bool:
         return not self._closed

@@ -63,6 +63,9 @@ class LinkOptions:
     snapshot_timeout: float = 30.0
     snapshot_attempts: int = 3
     keepalive: float = 1.0
+    boot: bytes = b""
+    """This process's boot id, sent with every stream: a peer that sees it
+    change knows we restarted, and that its own connection to us is dead."""
 
 
 class _Refused(Exception):
@@ -101,6 +104,8 @@ class PeerLink:
         scheme = "https" if options.ssl is not None else "http"
         self._base = f"{scheme}://{address}/raft"
         self._headers = {b"authorization": options.auth_header} if options.auth_header else {}
+        if options.boot:
+            self._headers[b"x-uhaha-boot"] = options.boot
         self._outbox = Outbox(options.max_queue_messages, options.max_queue_bytes)
         self._snapshots: deque[bytes] = deque()
         self._stream_task: asyncio.Task[None] | None = None
@@ -252,6 +257,17 @@ class PeerLink:
                 delay = opts.backoff_min
             await asyncio.sleep(delay)
             delay = min(delay * 2, opts.backoff_max)
+
+    def restart(self) -> None:
+        """Drop the current stream and connect again at once: the peer restarted,
+        so the connection we hold to its old process is dead even if no write
+        has failed yet (TCP tells only on the second write after the death)."""
+        task = self._stream_task
+        if task is None or self._closed:
+            return
+        task.cancel()
+        self._stream_task = asyncio.create_task(self._run())
+        log.debug("%s: peer %s restarted: reconnecting", self._local_id, self.peer_id)
 
     async def _hello(self) -> None:
         # On a connection of its own, so that the stream is the only request on

@@ -124,8 +124,12 @@ class PeerEndpoints:
         auth: str | None,
         max_frame_size: int,
         is_open: Callable[[], bool],
+        on_restart: Callable[[str], None] | None = None,
     ) -> None:
         self._local_id = local_id
+        self._on_restart = on_restart
+        self._boots: dict[str, bytes] = {}
+        """The boot id each peer last streamed with."""
         self._deliver = deliver
         self._expected = bearer(auth) if auth is not None else None
         self._max_frame_size = max_frame_size
@@ -216,9 +220,13 @@ class PeerEndpoints:
         decoder = FrameDecoder(self._max_frame_size)
         deliver, local_id, is_open = self._deliver, self._local_id, self._is_open
         misrouted = 0
+        boot = request.headers.get("x-uhaha-boot", "").encode()
         try:
             async for chunk in body.chunks():
                 for msg in decoder.feed(chunk):
+                    if boot:
+                        self._seen_boot(msg.frm, boot)
+                        boot = b""
                     if msg.to != local_id:
                         misrouted += 1
                         if misrouted == 1:
@@ -235,6 +243,12 @@ class PeerEndpoints:
             log.warning("closed malformed stream from %s: %s", peer, exc)
             return body.reply(400, f"malformed stream: {exc}")
         return Response(status_code=204)
+
+    def _seen_boot(self, peer_id: str, boot: bytes) -> None:
+        previous = self._boots.get(peer_id)
+        self._boots[peer_id] = boot
+        if previous is not None and previous != boot and self._on_restart is not None:
+            self._on_restart(peer_id)
 
     async def snapshot(self, request: Request) -> Response:
         body = _Body(request)
