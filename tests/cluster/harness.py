@@ -13,7 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,18 @@ class ProcCluster:
 
     def logs(self) -> str:
         return "\n".join(f"--- node {p.node_id} ---\n{p.log()}" for p in self.procs.values())
+
+
+@contextmanager
+def running(
+    workdir: Path, n: int = 3, program: list[str] | None = None, extra: list[str] | None = None
+) -> Iterator[ProcCluster]:
+    """A started n-node cluster, killed afterwards; its logs are printed (pytest
+    shows them only when a test failed)."""
+    c = ProcCluster(workdir, program)
+    try:
+        c.start(n, extra=extra)
+        yield c
+    finally:
+        print(c.logs())
+        c.close()

@@ -10,20 +10,16 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.cluster.harness import ROOT, ProcCluster, wait_for
+from tests.cluster.harness import ROOT, ProcCluster, running, wait_for
 
 KVDB = [sys.executable, str(ROOT / "examples" / "kvdb.py")]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
-    c = ProcCluster(tmp_path_factory.mktemp("kvdb"), program=KVDB)
-    try:
-        c.start(3)
+    workdir = tmp_path_factory.mktemp("kvdb")
+    with running(workdir, program=KVDB) as c:
         yield c
-    finally:
-        print(c.logs())  # pytest shows it only when a test failed
-        c.close()
 
 
 def test_set_get_del_keys_dbsize(cluster: ProcCluster) -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from tests.cluster.harness import ROOT, ProcCluster, wait_for
+from tests.cluster.harness import ROOT, ProcCluster, running, wait_for
 from tests.cluster.test_cli_cluster import redis_cli
 
 TICKET = [sys.executable, str(ROOT / "examples" / "ticket.py")]
@@ -19,13 +19,9 @@ TICKET = [sys.executable, str(ROOT / "examples" / "ticket.py")]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
-    c = ProcCluster(tmp_path_factory.mktemp("ticket"), program=TICKET)
-    try:
-        c.start(3)
+    workdir = tmp_path_factory.mktemp("ticket")
+    with running(workdir, program=TICKET) as c:
         yield c
-    finally:
-        print(c.logs())  # pytest shows it only when a test failed
-        c.close()
 
 
 def test_tickets_increase_through_redis_cli_redis_py_and_http(cluster: ProcCluster) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.cluster.harness import ROOT, Proc, ProcCluster, wait_for
+from tests.cluster.harness import ROOT, Proc, ProcCluster, running, wait_for
 
 TIMESERIES = [sys.executable, str(ROOT / "examples" / "timeseries.py")]
 NOW_SLACK = 60 * 10**9  # the replicated time is the local clock, give or take a minute
@@ -21,13 +21,12 @@ NOW_SLACK = 60 * 10**9  # the replicated time is the local clock, give or take a
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
-    c = ProcCluster(tmp_path_factory.mktemp("timeseries"), program=TIMESERIES)
-    try:
-        c.start(3, extra=["--openreads", "--localtime"])
+    with running(
+        tmp_path_factory.mktemp("timeseries"),
+        program=TIMESERIES,
+        extra=["--openreads", "--localtime"],
+    ) as c:
         yield c
-    finally:
-        print(c.logs())  # pytest shows it only when a test failed
-        c.close()
 
 
 def machine_now(p: Proc) -> int:

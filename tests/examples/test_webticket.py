@@ -14,20 +14,17 @@ import httpx
 import pytest
 import redis
 
-from tests.cluster.harness import ROOT, Proc, ProcCluster, wait_for
+from tests.cluster.harness import ROOT, Proc, ProcCluster, running, wait_for
 
 WEBTICKET = [sys.executable, str(ROOT / "examples" / "webticket.py")]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
-    c = ProcCluster(tmp_path_factory.mktemp("webticket"), program=WEBTICKET)
-    try:
-        c.start(3, extra=["--localtime"])
+    with running(
+        tmp_path_factory.mktemp("webticket"), program=WEBTICKET, extra=["--localtime"]
+    ) as c:
         yield c
-    finally:
-        print(c.logs())  # pytest shows it only when a test failed
-        c.close()
 
 
 def curl(*args: str) -> str:
