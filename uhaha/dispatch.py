@@ -71,6 +71,8 @@ class Dispatcher:
         self.commands: dict[str, Handler] = dict(builtins.table())
         self._pending: list[tuple[list[bytes], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
+        self._pending_reads: list[tuple[Command, list[str], asyncio.Future[Any]]] = []
+        self._reads_scheduled = False
         self._last_write: dict[int, asyncio.Future[Any]] = {}
         self._monitors: dict[int, Any] = {}
         self._status = status
@@ -110,6 +112,10 @@ class Dispatcher:
         given = args if self.app is not None and cmd is self.app.catchall else args[1:]
         str_args = [decode_arg(a) for a in given]
         if cmd.kind == "read":
+            if not self.openreads:
+                prev = self._last_write.get(getattr(conn, "id", -1))
+                if prev is None or prev.done():
+                    return self._read_batched(cmd, str_args)
             return self._read(conn, cmd, str_args)
         return self._intermediate(conn, cmd, str_args)
 
@@ -157,13 +163,8 @@ class Dispatcher:
             asyncio.get_running_loop().call_soon(self._flush)
         conn_id = getattr(conn, "id", None)
         if conn_id is not None:
-            self._last_write[conn_id] = fut
-            fut.add_done_callback(lambda f: self._forget(conn_id, f))
+            self._last_write[conn_id] = fut  # dropped in closed(); checked with done()
         return fut
-
-    def _forget(self, conn_id: int, fut: asyncio.Future[Any]) -> None:
-        if self._last_write.get(conn_id) is fut:
-            del self._last_write[conn_id]
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -200,6 +201,52 @@ class Dispatcher:
                 fut.set_exception(error)
 
     # --- reads and intermediates ------------------------------------------------------------
+
+    def _read_batched(self, cmd: Command, args: list[str]) -> asyncio.Future[Any]:
+        """A linearizable read, sharing one ReadIndex confirmation with every
+        read submitted in the same loop iteration (the confirmation starts
+        after all of them arrived, so each is still linearizable)."""
+        if not self.node.is_leader():
+            raise self.builtins.moved()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending_reads.append((cmd, args, fut))
+        if not self._reads_scheduled:
+            self._reads_scheduled = True
+            loop.call_soon(self._flush_reads)
+        return fut
+
+    def _flush_reads(self) -> None:
+        self._reads_scheduled = False
+        batch, self._pending_reads = self._pending_reads, []
+        asyncio.ensure_future(self._serve_reads(batch)).add_done_callback(_consume)
+
+    async def _serve_reads(
+        self, batch: list[tuple[Command, list[str], asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            await self.node.read_barrier()
+        except NotLeaderError:
+            error: CommandError = self.builtins.moved()
+        except ProposalFailed as e:
+            error = CommandError(str(e))
+        except OutcomeUnknown as e:
+            error = OutcomeUnknownError(str(e))
+        else:
+            with self.machine.reading(None) as m:
+                for cmd, args, fut in batch:
+                    if fut.done():
+                        continue
+                    try:
+                        fut.set_result(cmd.fn(m, args))
+                    except CommandError as e:
+                        fut.set_exception(e)
+                    except Exception as e:
+                        fut.set_exception(CommandError(f"ERR {e}"))
+            return
+        for _, _, fut in batch:
+            if not fut.done():
+                fut.set_exception(error)
 
     async def _after_own_writes(self, conn: Any) -> None:
         prev = self._last_write.get(getattr(conn, "id", -1))
