@@ -73,9 +73,20 @@ class RespAdapter:
             result = self.dispatcher.submit(conn, args)
         except CommandError as e:
             return Error(e.message)
+        if isinstance(result, asyncio.Future):
+            return result  # finished through convert_future: no Task per command
         if isinstance(result, Awaitable):
             return self._finish(result)
         return self._convert(result)
+
+    def convert_future(self, future: asyncio.Future[Any]) -> Any:
+        """The reply of a finished future returned by :meth:`submit`."""
+        exc = future.exception()
+        if exc is None:
+            return self._convert(future.result())
+        if isinstance(exc, CommandError):
+            return Error(exc.message)
+        return Error(f"ERR {exc}")
 
     async def _finish(self, result: Awaitable[Any]) -> Any:
         try:
@@ -177,8 +188,10 @@ class NodeProcess:
                 *(app.routes if app is not None else []),
             ]
         )
+        adapter = RespAdapter(dispatcher, app)
         resp = RespHandler(
-            RespAdapter(dispatcher, app),
+            adapter,
+            convert=adapter.convert_future,
             check_auth=secret_checker(opts.auth) if opts.auth else None,
             info=ServerInfo(server=self.app_name, version=self.version),
         )

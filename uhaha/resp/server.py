@@ -21,7 +21,7 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeGuard, cast
+from typing import Any, TypeGuard, cast
 
 from uhaha.resp.commands import COMMANDS, NOAUTH, PRE_AUTH, ServerInfo, Session
 from uhaha.resp.connection import Connection, RespDispatcher, format_address
@@ -58,8 +58,13 @@ class RespHandler:
         limits: ParserLimits | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         info: ServerInfo | None = None,
+        convert: Callable[[asyncio.Future[Any]], Reply] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.convert = convert
+        """Turns a finished future the dispatcher returned into the reply (its
+        errors and status values included), so that a dispatcher can hand back
+        its own futures without a coroutine wrapping each command."""
         self.limits = limits if limits is not None else ParserLimits()
         self.max_pending = max_pending
         self.session = Session(check_auth, info if info is not None else ServerInfo())
@@ -310,7 +315,12 @@ class RespProtocol(asyncio.Protocol):
             if slot.future is None:
                 value = slot.value
             elif slot.future.done():
-                value = _future_reply(slot.future)
+                convert = self._handler.convert
+                value = (
+                    convert(slot.future)
+                    if convert is not None and not slot.future.cancelled()
+                    else _future_reply(slot.future)
+                )
             else:
                 break
             queue.popleft()
