@@ -90,18 +90,22 @@ class Builtins:
             return ClusterDown()
         return Moved(leader, self.try_errors)
 
+    def node_error(self, exc: NotLeaderError | ProposalFailed | OutcomeUnknown) -> CommandError:
+        """The error reply for a refusal of the node."""
+        if isinstance(exc, NotLeaderError):
+            return self.moved()
+        if isinstance(exc, OutcomeUnknown):
+            return OutcomeUnknownError(str(exc))
+        return CommandError(str(exc))
+
     async def on_leader(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``fn`` (which must be leader-only) mapping the node's refusals."""
         if not self.node.is_leader():
             raise self.moved()
         try:
             return await fn()
-        except NotLeaderError:
-            raise self.moved() from None
-        except ProposalFailed as e:
-            raise CommandError(str(e)) from None
-        except OutcomeUnknown as e:
-            raise OutcomeUnknownError(str(e)) from None
+        except (NotLeaderError, ProposalFailed, OutcomeUnknown) as e:
+            raise self.node_error(e) from None
 
     def table(self) -> dict[str, Callable[[list[str]], Any]]:
         return {

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .builtins import Builtins
 from .entries import encode_batch
-from .errors import CommandError, OutcomeUnknownError, unknown_command
+from .errors import CommandError, unknown_command
 from .node import NotLeaderError, OutcomeUnknown, ProposalFailed
 
 if TYPE_CHECKING:
@@ -179,12 +179,8 @@ class Dispatcher:
             if self.first_tick is not None and self.machine is not None and not self.machine.start:
                 await self.node.propose(self.first_tick())
             results = await self.node.propose(encode_batch([args for args, _ in batch]))
-        except NotLeaderError:
-            error: CommandError = self.builtins.moved()
-        except ProposalFailed as e:
-            error = CommandError(str(e))
-        except OutcomeUnknown as e:
-            error = OutcomeUnknownError(str(e))
+        except (NotLeaderError, ProposalFailed, OutcomeUnknown) as e:
+            error: CommandError = self.builtins.node_error(e)
         except CommandError as e:
             error = e
         else:
@@ -226,23 +222,17 @@ class Dispatcher:
     ) -> None:
         try:
             await self.node.read_barrier()
-        except NotLeaderError:
-            error: CommandError = self.builtins.moved()
-        except ProposalFailed as e:
-            error = CommandError(str(e))
-        except OutcomeUnknown as e:
-            error = OutcomeUnknownError(str(e))
+        except (NotLeaderError, ProposalFailed, OutcomeUnknown) as e:
+            error = self.builtins.node_error(e)
         else:
             with self.machine.reading(None) as m:
                 for cmd, args, fut in batch:
                     if fut.done():
                         continue
                     try:
-                        fut.set_result(cmd.fn(m, args))
+                        fut.set_result(_run_read(m, cmd, args))
                     except CommandError as e:
                         fut.set_exception(e)
-                    except Exception as e:
-                        fut.set_exception(CommandError(f"ERR {e}"))
             return
         for _, _, fut in batch:
             if not fut.done():
@@ -255,29 +245,14 @@ class Dispatcher:
                 await asyncio.shield(prev)
 
     async def _read(self, conn: Any, cmd: Command, args: list[str]) -> Any:
+        """A read after the connection's own pending writes (read-your-writes)."""
         await self._after_own_writes(conn)
-        node = self.node
-        if self.openreads:
-            if not node.logs_loaded:
-                raise CommandError("ERR the log is still loading")
-        else:
-            if not node.is_leader():
-                raise self.builtins.moved()
-            try:
-                await node.read_barrier()
-            except NotLeaderError:
-                raise self.builtins.moved() from None
-            except ProposalFailed as e:
-                raise CommandError(str(e)) from None
-            except OutcomeUnknown as e:
-                raise OutcomeUnknownError(str(e)) from None
+        if not self.openreads:
+            return await self._read_batched(cmd, args)
+        if not self.node.logs_loaded:
+            raise CommandError("ERR the log is still loading")
         with self.machine.reading(None) as m:
-            try:
-                return cmd.fn(m, args)
-            except CommandError:
-                raise
-            except Exception as e:
-                raise CommandError(f"ERR {e}") from e
+            return _run_read(m, cmd, args)
 
     def _intermediate(self, conn: Any, cmd: Command, args: list[str]) -> Any:
         context = getattr(conn, "context", None)
@@ -317,6 +292,16 @@ class Dispatcher:
         for monitor in list(self._monitors.values()):
             if monitor is not conn:
                 monitor.push(line)
+
+
+def _run_read(m: Any, cmd: Command, args: list[str]) -> Any:
+    """Run a read command; any exception it raises becomes its error reply."""
+    try:
+        return cmd.fn(m, args)
+    except CommandError:
+        raise
+    except Exception as e:
+        raise CommandError(f"ERR {e}") from e
 
 
 def _quote(arg: str) -> str:
