@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 
-from uhaha.node import Node, NodeOptions, NotLeaderError, ProposalFailed
-from uhaha.raft import ConfChange, ConfChangeOp, Entry
+from uhaha.node import Node, NodeOptions, NotLeaderError, OutcomeUnknown, ProposalFailed
+from uhaha.raft import ConfChange, ConfChangeOp, Entry, EntryKind
 from uhaha.storage import (
     MemoryStorage,
     SnapshotHeader,
     SnapshotStore,
     SQLiteStorage,
     Storage,
+    StorageError,
 )
 from uhaha.transport import MemoryNetwork
 
@@ -263,3 +264,35 @@ async def test_restart_from_a_snapshot_and_the_tail(tmp_path: Path) -> None:
         assert again.info()["snapshot_index"] > 0
     finally:
         await c.close()
+
+
+async def test_a_storage_failure_stops_the_node_without_acknowledging(tmp_path: Path) -> None:
+    """After a failed write the node stops (fsyncgate: no retry); the write
+    that hit the failure is not acknowledged, later ones are refused, and
+    what was stored before stays intact."""
+    storage = MemoryStorage()
+    node = Node(
+        NodeOptions("1", "n1", tick_ms=10, request_timeout=5),
+        storage,
+        SnapshotStore(tmp_path / "snap"),
+        lambda deliver: MemoryNetwork().transport("1", deliver, address="n1"),
+        Recorder(),
+    )
+    await node.start(bootstrap=True)
+    try:
+        await until(node.is_leader)
+        assert await node.propose(b"kept") == 1
+        before = await storage.load()
+        storage.fail_writes("disk full while writing the log (injected)")
+        with pytest.raises(OutcomeUnknown):
+            await node.propose(b"lost")
+        await until(node.stopped.is_set, what="the node to stop")
+        assert isinstance(node.failed, StorageError)
+        with pytest.raises(ProposalFailed):
+            await node.propose(b"refused")
+        kept = [e.data for e in before.entries if e.kind is EntryKind.NORMAL and e.data]
+        assert kept == [b"kept"]
+        after = await storage.load()
+        assert after.entries == before.entries  # nothing half-written
+    finally:
+        await node.stop()
