@@ -53,6 +53,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -128,13 +130,16 @@ class AppResult:
     log_notes: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
     stopped_early: str = ""  # why fewer runs than asked for were made
+    failed: dict[str, str] = field(default_factory=dict)  # scenario key -> first error
 
 
 # --- measuring helpers ------------------------------------------------------------------
 
 
 def last_index(p: Proc) -> int:
-    return int(p.info()["last_index"])
+    """The node's last log index (``last_log_index`` in the Go uhaha's RAFT INFO)."""
+    info = p.info()
+    return int(info["last_index"] if "last_index" in info else info["last_log_index"])
 
 
 def cpu_times(p: Proc) -> tuple[float, float]:
@@ -656,7 +661,20 @@ def run_cases(
     cluster: ProcCluster, cases: list[Case], args: argparse.Namespace, result: AppResult, run: int
 ) -> None:
     for case in cases:
-        s = measure(cluster, case, args, cluster.workdir, result.idle_entries_per_s)
+        if case.key in result.failed:
+            continue  # failed once (e.g. a server without this command): not tried again
+        try:
+            s = measure(cluster, case, args, cluster.workdir, result.idle_entries_per_s)
+        except (
+            RuntimeError,
+            AssertionError,
+            OSError,
+            subprocess.SubprocessError,
+            redis.RedisError,
+        ) as e:
+            result.failed[case.key] = f"{type(e).__name__}: {e}"[:400]
+            print(f"run {run + 1} {case.key}: FAILED {result.failed[case.key]}", flush=True)
+            continue
         result.samples.setdefault(case.key, []).append(s)
         print(
             f"run {run + 1} {case.key}: {s.rps:,.0f} req/s p50 {s.p50_ms:.2f}"
@@ -795,6 +813,8 @@ def main() -> int:
         idle_cpu = ", ".join(f"node {k} {v:.1f}%" for k, v in r.idle_cpu_percent.items())
         print(f"idle: {r.idle_entries_per_s:.1f} log entries/s (ticks); CPU {idle_cpu}\n")
         print("\n".join(table(cases, r)))
+        for key, error in r.failed.items():
+            print(f"{key}: failed, not measured: {error}")
         rss = ", ".join(f"node {k}: {v:.1f} MB" for k, v in sorted(r.rss_mb.items()))
         print(f"\npeak RSS (VmHWM) after the runs: {rss}")
         print("\ncommands (median run):")

@@ -13,7 +13,8 @@ every process is owned by this script and killed by PID.
 2. Failover: SIGKILL the leader, then time until the first ``BARRIER`` that a
    surviving node answers ``OK`` (every survivor is polled every few ms from
    its own thread, with a short client timeout). The killed node is restarted
-   and caught up before the next round.
+   and caught up before the next round. (``bench/compare.py`` uses the same
+   method with the examples' own writes, ``TICKET`` and ``SET``.)
 
     .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests 20000] [--failovers 5]
 
@@ -85,7 +86,7 @@ class Results:
 
 
 def commit_index(p: Proc) -> int:
-    return int(p.info()["commit_index"])
+    return int(p.info()["commit_index"])  # the Go uhaha's RAFT INFO has this key too
 
 
 def redis_benchmark(leader: Proc, scenario: Scenario) -> Run:
@@ -113,10 +114,15 @@ def redis_benchmark(leader: Proc, scenario: Scenario) -> Run:
     )
 
 
-def first_ok_barrier(
-    survivors: list[Proc], stop: threading.Event, client_timeout: float, interval: float
+def first_ok_write(
+    survivors: list[Proc],
+    stop: threading.Event,
+    client_timeout: float,
+    interval: float,
+    command: tuple[str, ...] = ("BARRIER",),
 ) -> tuple[float, Proc] | None:
-    """Poll every survivor (one thread each) until one answers BARRIER with OK."""
+    """Poll every survivor (one thread each) until one answers ``command`` without an
+    error (``BARRIER`` answers OK; a follower answers an error naming the leader)."""
     found: list[tuple[float, Proc]] = []
     lock = threading.Lock()
 
@@ -130,7 +136,7 @@ def first_ok_barrier(
         ) as client:
             while not stop.is_set():
                 try:
-                    if client.execute_command("BARRIER") == "OK":
+                    if client.execute_command(*command) is not None:
                         with lock:
                             found.append((time.monotonic(), p))
                         stop.set()
@@ -150,17 +156,23 @@ def first_ok_barrier(
 
 
 def failover_once(
-    cluster: ProcCluster, client_timeout: float, interval: float, settle: float
+    cluster: ProcCluster,
+    client_timeout: float,
+    interval: float,
+    settle: float,
+    command: tuple[str, ...] = ("BARRIER",),
 ) -> Failover:
+    """SIGKILL the leader; time until a survivor first accepts ``command`` (a write)."""
     old = cluster.wait_leader(timeout=20)
     term_before = int(old.info()["term"])
     survivors = [p for p in cluster.live() if p is not old]
     stop = threading.Event()
     started = time.monotonic()
     old.kill()  # SIGKILL by PID, then reap
-    hit = first_ok_barrier(survivors, stop, client_timeout, interval)
+    hit = first_ok_write(survivors, stop, client_timeout, interval, command)
     if hit is None:
-        raise RuntimeError(f"no BARRIER succeeded within {FAILOVER_DEADLINE} s of the kill")
+        what = " ".join(command)
+        raise RuntimeError(f"no {what} succeeded within {FAILOVER_DEADLINE} s of the kill")
     at, new = hit
     failover = Failover(
         seconds=at - started,

@@ -34,6 +34,10 @@ class Store:
 
 app = App("kvdb", version="1.0.0", initial_data=Store)
 
+#: Longest EX (100 years): an expiry time is nanoseconds in a signed 64-bit
+#: field of the snapshot, which a larger one would overflow.
+_MAX_EX = 100 * 365 * 24 * 3600
+
 
 @app.write("set")
 def cmd_set(m: Machine, args: list[str]) -> Any:
@@ -42,18 +46,21 @@ def cmd_set(m: Machine, args: list[str]) -> Any:
         raise wrong_args()
     key, value = args[0], args[1]
     store: Store = m.data
-    store.values[key] = value
-    store.expires.pop(key, None)
-    if len(args) == 4:
+    expires = None
+    if len(args) == 4:  # checked before anything changes: an error leaves the data as it was
         if args[2].lower() != "ex":
             raise syntax_error()
         try:
             seconds = int(args[3])
         except ValueError:
             raise CommandError("ERR value is not an integer or out of range") from None
-        if seconds <= 0:
+        if seconds <= 0 or seconds > _MAX_EX:
             raise CommandError("ERR invalid expire time in 'set' command")
-        store.expires[key] = m.now() + seconds * 1_000_000_000
+        expires = m.now() + seconds * 1_000_000_000
+    store.values[key] = value
+    store.expires.pop(key, None)
+    if expires is not None:
+        store.expires[key] = expires
     return OK
 
 
@@ -121,7 +128,12 @@ _REC = struct.Struct("<IIq")  # key length, value length, expiry (0: none)
 def dump(store: Store) -> bytes:
     out = bytearray()
     for key in sorted(store.values):
-        k, v = key.encode(), store.values[key].encode()
+        # Arguments that were not UTF-8 are kept as surrogate escapes (see
+        # uhaha.dispatch.decode_arg): they go back to their own bytes.
+        k, v = (
+            key.encode("utf-8", "surrogateescape"),
+            store.values[key].encode("utf-8", "surrogateescape"),
+        )
         out += _REC.pack(len(k), len(v), store.expires.get(key, 0)) + k + v
     return bytes(out)
 
@@ -133,9 +145,9 @@ def load(raw: bytes) -> Store:
     while pos < len(raw):
         klen, vlen, exp = _REC.unpack_from(raw, pos)
         pos += _REC.size
-        key = raw[pos : pos + klen].decode()
+        key = raw[pos : pos + klen].decode("utf-8", "surrogateescape")
         pos += klen
-        store.values[key] = raw[pos : pos + vlen].decode()
+        store.values[key] = raw[pos : pos + vlen].decode("utf-8", "surrogateescape")
         pos += vlen
         if exp:
             store.expires[key] = exp

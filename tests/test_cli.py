@@ -42,6 +42,9 @@ def test_all_flags_parse() -> None:
         env={},
     )
     assert o.log_level == "debug" and o.backend == "memory" and o.tls_cert == "c.pem"
+    assert o.log_format == "text"
+    assert parse_args(["--log-format", "json"], env={}).log_format == "json"
+    assert parse_args(["--log-format=json"], env={}).log_format == "json"
     assert o.nosync and o.openreads and o.localtime and o.nonvoter and o.try_errors
 
 
@@ -60,6 +63,7 @@ def test_auth_from_environment_or_file(tmp_path: Path) -> None:
         (["-a", "nonsense"], "invalid address"),
         (["-a", ":99999"], "invalid port"),
         (["-l", "loud"], "invalid log level"),
+        (["--log-format", "xml"], "invalid log format"),
         (["--backend", "redis"], "invalid backend"),
         (["-n", "../x"], "invalid node id"),
         (["--restore", "f.snap", "-j", ":11001"], "cannot be used with -j"),
@@ -92,6 +96,7 @@ def test_usage_lists_every_flag() -> None:
     text = usage("ticket")
     for flag in (
         "-v -h -a -n -d -j -l --tls-cert --tls-key --auth --advertise --nosync "
-        "--openreads --localtime --restore --nonvoter --backend --try-errors --ntp".split()
+        "--openreads --localtime --restore --nonvoter --backend --try-errors --ntp "
+        "--log-format".split()
     ):
         assert f"  {flag} " in text, flag

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hmac
 import json
 import logging
 import sys
@@ -87,6 +88,7 @@ class App:
         self.catchall: Command | None = None
         self.tick_handlers: list[Callable[[Any], None]] = []
         self.routes: list[BaseRoute] = []
+        self.public_routes: set[int] = set()  # ids of routes served without --auth's secret
         self.services: list[Service] = []
         self.snapshot_fn: Callable[[Any], bytes] | None = None
         self.restore_fn: Callable[[bytes], Any] | None = None
@@ -196,18 +198,30 @@ class App:
 
     # --- custom services -------------------------------------------------------------------
 
-    def route(self, path: str, methods: list[str] | None = None) -> Callable[[Any], Any]:
-        """Add a Starlette route to the node's HTTP server (a decorator)."""
+    def route(
+        self, path: str, methods: list[str] | None = None, *, public: bool = False
+    ) -> Callable[[Any], Any]:
+        """Add a Starlette route to the node's HTTP server (a decorator).
+
+        With ``--auth``, the route answers 401 unless the request carries
+        ``Authorization: Bearer <secret>``, like the built-in API; ``public=True``
+        serves it to anyone (the handler then does its own checks).
+        """
 
         def deco(fn: Any) -> Any:
-            self.routes.append(Route(path, fn, methods=methods))
+            self._add_route(Route(path, fn, methods=methods), public)
             return fn
 
         return deco
 
-    def mount(self, path: str, asgi_app: Any) -> None:
-        """Serve a whole ASGI application under ``path``."""
-        self.routes.append(Mount(path, app=asgi_app))
+    def mount(self, path: str, asgi_app: Any, *, public: bool = False) -> None:
+        """Serve a whole ASGI application under ``path`` (behind ``--auth`` unless public)."""
+        self._add_route(Mount(path, app=asgi_app), public)
+
+    def _add_route(self, route: BaseRoute, public: bool) -> None:
+        self.routes.append(route)
+        if public:
+            self.public_routes.add(id(route))
 
     def add_service(
         self,
@@ -216,8 +230,23 @@ class App:
         handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
     ) -> None:
         """Claim connections of your own protocol on the node's one port (uhaha's
-        AddService): ``sniff(first_bytes)`` says True (mine), False, or None (more bytes)."""
+        AddService): ``sniff(first_bytes)`` says True (mine), False, or None (more bytes).
+
+        A service sees the raw connection: with ``--auth`` it must ask its
+        clients for the secret itself, and check it with :meth:`check_secret`.
+        """
         self.services.append(Service(name, sniff, handler))
+
+    def check_secret(self, value: str | bytes) -> bool:
+        """Whether ``value`` is the cluster's ``--auth`` secret (constant time;
+        True for anything when the node runs without ``--auth``)."""
+        if self._runtime is None:
+            raise RuntimeError("the app is not running")
+        secret: str = self._runtime.opts.auth
+        if not secret:
+            return True
+        given = value.encode() if isinstance(value, str) else bytes(value)
+        return hmac.compare_digest(given, secret.encode())
 
     async def execute(self, args: list[str]) -> Any:
         """Run a command through the cluster as a client would (from a custom
@@ -306,22 +335,30 @@ def run_write(app: App, m: Any, index: int, data: bytes) -> Any:
                     log.exception("tick handler failed at index %d", index)
         return None
     results: list[Any] = []
+    append = results.append
+    find = app.find
+    catchall = app.catchall
+    # begin_write/end_write rather than ``with m.writing()``: this loop runs
+    # once per command of every batch, and the context manager costs as much
+    # as a small command.
     for args in decoded:
         name = args[0].decode("utf-8", "surrogateescape")
-        cmd = app.find(name)
+        cmd = find(name)
         if cmd is None or cmd.kind != "write":
-            results.append(unknown_command(name))
+            append(unknown_command(name))
             continue
         # A catch-all needs to know what it was called as: it gets the name too.
-        given = args if cmd is app.catchall else args[1:]
+        given = args if cmd is catchall else args[1:]
         str_args = [a.decode("utf-8", "surrogateescape") for a in given]
-        with m.writing(index):
-            try:
-                results.append(cmd.fn(m, str_args))
-            except CommandError as e:
-                results.append(e)
-            except Exception as e:
-                results.append(CommandError(f"ERR {e}"))
+        m.begin_write(index)
+        try:
+            append(cmd.fn(m, str_args))
+        except CommandError as e:
+            append(e)
+        except Exception as e:
+            append(CommandError(f"ERR {e}"))
+        finally:
+            m.end_write()
     return results
 
 

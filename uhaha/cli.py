@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .limits import parse_limits
 
 __all__ = ["Options", "UsageError", "parse_address", "parse_args", "usage"]
 
@@ -25,8 +27,11 @@ class Options:
     data_dir: Path = Path("data")
     join: str = ""
     log_level: str = "info"
+    log_format: str = "text"
     tls_cert: str = ""
     tls_key: str = ""
+    tls_ca: str = ""
+    tls_client_certs: bool = False
     auth: str = ""
     advertise: str = ""
     nonvoter: bool = False
@@ -40,6 +45,7 @@ class Options:
     snapshot_every: int = 10_000
     backup_dir: str = ""
     backups: int = 5
+    limits: dict[str, str] = field(default_factory=dict)
     show_version: bool = False
     show_help: bool = False
 
@@ -82,10 +88,16 @@ Basic options:
   -d dir           : data directory  (default: data)
   -j addr          : address of any server of a cluster to join
   -l level         : log level  (default: info) [debug,verb,info,warn,silent]
+  --log-format fmt : log format  (default: text) [text,json]
 
 Security options:
   --tls-cert path  : path to TLS certificate
   --tls-key path   : path to TLS private key
+  --tls-ca path    : CA certificates that peers' (and with --tls-client-certs,
+                     clients') certificates must chain to  (default: trust
+                     exactly --tls-cert, which all servers then share)
+  --tls-client-certs : require a certificate signed by --tls-ca from every
+                     connection, peers and clients alike (mutual TLS)
   --auth auth      : cluster authorization, shared by all servers and clients
                      (or set UHAHA_AUTH, or --auth @path to read it from a file)
 
@@ -110,6 +122,8 @@ Advanced options:
                      the log  (default: 10000; 0: only RAFT SNAPSHOT NOW)
   --backup-dir dir : copy every new snapshot into dir (--restore takes them)
   --backups n      : how many backups to keep in --backup-dir  (default: 5)
+  --limit name=n   : change one of the limits on what clients may send or
+                     cost (repeatable; names and defaults in the README)
 """
 
 
@@ -120,8 +134,10 @@ _VALUED = {
     "-j": "join",
     "--join": "join",
     "-l": "log_level",
+    "--log-format": "log_format",
     "--tls-cert": "tls_cert",
     "--tls-key": "tls_key",
+    "--tls-ca": "tls_ca",
     "--auth": "auth",
     "--advertise": "advertise",
     "--restore": "restore",
@@ -130,6 +146,7 @@ _VALUED = {
     "--snapshot-every": "snapshot_every",
     "--backup-dir": "backup_dir",
     "--backups": "backups",
+    "--limit": "limits",
 }
 _FLAGS = {
     "-v": "show_version",
@@ -141,8 +158,10 @@ _FLAGS = {
     "--openreads": "openreads",
     "--localtime": "localtime",
     "--try-errors": "try_errors",
+    "--tls-client-certs": "tls_client_certs",
 }
 LOG_LEVELS = ("debug", "verb", "info", "warn", "silent")
+LOG_FORMATS = ("text", "json")
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -173,7 +192,13 @@ def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Options:
                 value = argv[i]
             else:
                 raise UsageError(f"flag {name} needs a value")
-            values[_VALUED[name]] = value
+            if name == "--limit":
+                key, sep, amount = value.partition("=")
+                if not sep:
+                    raise UsageError(f"--limit needs name=value, not {value!r}")
+                opts.limits[key.strip()] = amount.strip()
+            else:
+                values[_VALUED[name]] = value
         elif arg in _FLAGS:
             setattr(opts, _FLAGS[arg], True)
         else:
@@ -207,6 +232,8 @@ def _validate(opts: Options, env: dict[str, str]) -> None:
         raise UsageError(f"invalid node id {opts.node_id!r}")
     if opts.log_level not in LOG_LEVELS:
         raise UsageError(f"invalid log level {opts.log_level!r}: one of {', '.join(LOG_LEVELS)}")
+    if opts.log_format not in LOG_FORMATS:
+        raise UsageError(f"invalid log format {opts.log_format!r}: one of {', '.join(LOG_FORMATS)}")
     if opts.backend not in ("sqlite", "memory"):
         raise UsageError(f"invalid backend {opts.backend!r}: sqlite or memory")
     opts.bind  # noqa: B018  (validates -a)
@@ -223,6 +250,15 @@ def _validate(opts: Options, env: dict[str, str]) -> None:
         raise UsageError("--restore cannot be used with -j")
     if bool(opts.tls_cert) != bool(opts.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
+    if (opts.tls_ca or opts.tls_client_certs) and not opts.tls_cert:
+        raise UsageError("--tls-ca and --tls-client-certs need --tls-cert and --tls-key")
+    if opts.tls_client_certs and not opts.tls_ca:
+        raise UsageError("--tls-client-certs needs --tls-ca (the CA client certificates chain to)")
+    if opts.limits:
+        try:
+            parse_limits(opts.limits)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     if not opts.auth:
         opts.auth = env.get("UHAHA_AUTH", "")
     elif opts.auth.startswith("@"):

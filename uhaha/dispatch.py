@@ -11,8 +11,10 @@ the reply value or an awaitable of it. Errors are raised as
   answered once committed and applied on this node.
 - Reads run on the leader after a ReadIndex confirmation (linearizable), or
   with ``--openreads`` on any node whose log is loaded (possibly stale).
-- A connection's read waits for that connection's earlier writes, so a
-  pipelined read sees the writes before it.
+- One connection's commands take effect in the order it sent them, as in
+  Redis: its read waits for its earlier writes (so a pipelined read sees the
+  writes before it), and its write waits for its earlier reads to be served
+  (so a read never sees a write sent after it).
 - Intermediate commands run locally with the connection's context.
 """
 
@@ -74,8 +76,11 @@ class Dispatcher:
         self._pending_reads: list[tuple[Command, list[str], asyncio.Future[Any]]] = []
         self._reads_scheduled = False
         self._last_write: dict[int, asyncio.Future[Any]] = {}
+        self._last_read: dict[int, asyncio.Future[Any]] = {}
         self._monitors: dict[int, Any] = {}
         self._status = status
+        self.submitted = 0
+        """Commands submitted so far (the dashboard's request rate)."""
         """Makes a status reply (RESP ``+text``) for MONITOR's feed."""
         self.first_tick: Callable[[], bytes] | None = None
         """Makes a tick entry (the node sets it for apps): writes proposed before the
@@ -85,6 +90,7 @@ class Dispatcher:
 
     def submit(self, conn: Any, args: list[bytes] | list[str]) -> Any | Awaitable[Any]:
         """Run one command. Called in each connection's arrival order."""
+        self.submitted += 1
         if not args:
             raise CommandError("ERR empty command")
         name = decode_arg(args[0])
@@ -112,11 +118,19 @@ class Dispatcher:
         given = args if self.app is not None and cmd is self.app.catchall else args[1:]
         str_args = [decode_arg(a) for a in given]
         if cmd.kind == "read":
-            if not self.openreads:
-                prev = self._last_write.get(getattr(conn, "id", -1))
-                if prev is None or prev.done():
-                    return self._read_batched(cmd, str_args)
-            return self._read(conn, cmd, str_args)
+            conn_id = getattr(conn, "id", -1)
+            prev = self._last_write.get(conn_id)
+            settled = prev is None or prev.done()
+            if settled and self.openreads:
+                return self._read_now(cmd, str_args)  # answered before anything else runs
+            if settled:
+                fut = self._read_batched(cmd, str_args)
+            else:
+                assert prev is not None
+                fut = asyncio.ensure_future(self._read(prev, cmd, str_args))
+            if conn_id != -1:
+                self._last_read[conn_id] = fut  # a later write of conn waits for it
+            return fut
         return self._intermediate(conn, cmd, str_args)
 
     async def _filtered(self, args: list[bytes] | list[str], result: Any) -> Any:
@@ -157,14 +171,24 @@ class Dispatcher:
         if not self.node.is_leader():
             raise self.builtins.moved()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        conn_id = getattr(conn, "id", None)
+        if conn_id is not None:
+            self._last_write[conn_id] = fut  # dropped in closed(); checked with done()
+            read = self._last_read.get(conn_id)
+            if read is not None and not read.done():
+                # Not before this connection's earlier read was served.
+                read.add_done_callback(lambda _: self._enqueue(args, fut))
+                return fut
+        self._enqueue(args, fut)
+        return fut
+
+    def _enqueue(self, args: list[bytes], fut: asyncio.Future[Any]) -> None:
+        if fut.done():
+            return
         self._pending.append((args, fut))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        conn_id = getattr(conn, "id", None)
-        if conn_id is not None:
-            self._last_write[conn_id] = fut  # dropped in closed(); checked with done()
-        return fut
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -238,17 +262,17 @@ class Dispatcher:
             if not fut.done():
                 fut.set_exception(error)
 
-    async def _after_own_writes(self, conn: Any) -> None:
-        prev = self._last_write.get(getattr(conn, "id", -1))
-        if prev is not None and not prev.done():
+    async def _read(self, prev: asyncio.Future[Any], cmd: Command, args: list[str]) -> Any:
+        """A read after ``prev``, its connection's last write before it (read-your-writes)."""
+        if not prev.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(prev)
-
-    async def _read(self, conn: Any, cmd: Command, args: list[str]) -> Any:
-        """A read after the connection's own pending writes (read-your-writes)."""
-        await self._after_own_writes(conn)
         if not self.openreads:
             return await self._read_batched(cmd, args)
+        return self._read_now(cmd, args)
+
+    def _read_now(self, cmd: Command, args: list[str]) -> Any:
+        """A local read (``--openreads``): this node's state as it is."""
         if not self.node.logs_loaded:
             raise CommandError("ERR the log is still loading")
         with self.machine.reading(None) as m:
@@ -272,6 +296,7 @@ class Dispatcher:
     def closed(self, conn: Any) -> None:
         conn_id = getattr(conn, "id", -1)
         self._last_write.pop(conn_id, None)
+        self._last_read.pop(conn_id, None)
         self._monitors.pop(conn_id, None)
 
     # --- MONITOR ----------------------------------------------------------------------------

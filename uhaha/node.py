@@ -2,7 +2,8 @@
 
 It owns the core, the storage and the transport, and runs the Ready loop of
 :mod:`uhaha.raft.ready`: persist (durably, unless ``nosync``), then send, then
-apply, then advance. While one Ready is being written, new proposals and
+apply, then advance; a leader's appends are sent first, so that followers write
+them while the leader does (thesis 10.2.1). While one Ready is being written, new proposals and
 messages keep arriving and are stepped into the core, so the next Ready
 carries all of them: that is where write batching comes from.
 
@@ -176,9 +177,16 @@ class Node:
         """Called with each snapshot this node writes (backups)."""
         self._snapshot_task: asyncio.Task[SnapshotInfo] | None = None
         self._snapshot_index = 0
+        #: The last entry the state machine applied (the machine's own snapshot
+        #: restores it too, through the core's applied index at start-up).
+        self.machine_index = 0
         self._receive_shown = 0.0
         self.loop_lag_max = 0.0
         """The longest the event loop was late for a timer, in seconds."""
+        self.proposals = 0
+        """Entries proposed through :meth:`propose` (a counter for /metrics)."""
+        self.last_snapshot_seconds = 0.0
+        """How long writing the newest snapshot took (set before the listeners run)."""
         """Called with the new role ("leader", "follower", ...) when it changes."""
 
     # --- lifecycle -------------------------------------------------------------
@@ -226,6 +234,7 @@ class Node:
         self._snapshot_index = after
         self.loaded_commit = self.core.log.committed
         self._replay_from = self.core.log.applied
+        self.machine_index = self.core.log.applied
         self._replay_shown = 0.0
         self._check_loaded(self.core)
         self._sync_peers()
@@ -349,18 +358,28 @@ class Node:
             self.stopped.set()
 
     async def _handle(self, core: RaftCore, rd: Ready) -> None:
+        if rd.early:  # the leader's appends go out while its own disk write runs
+            self.transport.send(rd.early)
         if rd.snapshot_chunks or rd.snapshot:
             self._write_snapshot(rd)
             if rd.snapshot is not None:
                 await self.storage.compact(rd.snapshot.index, rd.snapshot.term)
+        # Committed entries are durable on a majority already: apply them (and
+        # answer their clients) while this Ready's own write runs, not after it.
+        # Only a snapshot being installed must come first.
+        apply_first = rd.snapshot is None
+        if apply_first:
+            for e in rd.committed:
+                self._apply(e)
         if rd.entries or rd.hard_state:
             await self.storage.save(rd.hard_state, rd.entries)
         if rd.messages:
             self.transport.send(rd.messages)
         if rd.soft_state is not None:
             self._role_changed(core, rd)
-        for e in rd.committed:
-            self._apply(e)
+        if not apply_first:
+            for e in rd.committed:
+                self._apply(e)
         for rs in rd.read_states:
             fut = self._reads.pop(rs.ctx, None)
             if fut is not None and not fut.done():
@@ -405,6 +424,7 @@ class Node:
             info = rec.finish()
             self._receiver = None
             self.machine.restore(self.snapshots, info.id)
+            self.machine_index = info.index
             log.info("installed snapshot %d", info.index)
 
     # --- snapshots -------------------------------------------------------------------
@@ -425,7 +445,9 @@ class Node:
         core = self._core()
         while core.installing:  # a leader's snapshot is about to replace our state
             await self._next_apply(0.05)
-        index = core.log.applied
+        # The machine's state, which may be ahead of core.log.applied while a
+        # Ready's write is in flight (its entries were applied first).
+        index = self.machine_index
         latest = self.snapshots.latest()
         if latest is not None and latest.index >= index:
             return latest
@@ -440,7 +462,11 @@ class Node:
             self._snapshot_index = index
             raise
         self._snapshot_index = info.index
-        # The log before the snapshot can go, but for the trailing entries.
+        self.last_snapshot_seconds = time.monotonic() - started
+        # The log before the snapshot can go, but for the trailing entries,
+        # once the core counts the snapshot's entries as applied.
+        while core.log.applied < info.index:
+            await self._next_apply(0.05)
         core.compact(info.meta, self.options.trailing_logs)
         if core.log.offset > 0:
             await self.storage.compact(core.log.offset, core.log.offset_term)
@@ -462,6 +488,7 @@ class Node:
         return self.snapshots.read(info.id, offset, size)
 
     def _apply(self, e: Entry) -> None:
+        self.machine_index = e.index
         result: Any = None
         error: BaseException | None = None
         if e.kind is EntryKind.NORMAL and e.data:
@@ -574,6 +601,7 @@ class Node:
         core = self._core()
         try:
             index, term = core.propose(data)
+            self.proposals += 1
         except NotLeader:
             raise NotLeaderError(self.leader_address()) from None
         except RaftError as e:

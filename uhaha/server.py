@@ -32,11 +32,16 @@ from .entries import encode_tick
 from .errors import CommandError
 from .frontdoor import FrontDoor, StartupError
 from .http.api import api_routes
-from .log import setup_logging
-from .node import Node, NodeOptions
+from .http.openapi import describe, load_description
+from .http.ui import ui_routes
+from .limits import parse_limits
+from .log import error_line, setup_logging
+from .metrics import NodeMetrics
+from .node import Node, NodeOptions, NullMachine
 from .raft import Configuration, HardState, Member, SnapshotMeta
 from .resp import Connection, Error, RespHandler, ServerInfo, SimpleString, secret_checker
 from .respclient import ReplyError, RespClientError, call
+from .security import AuthFailures, client_context, require_bearer, server_context
 from .snapshotter import backup, restore_file
 from .storage import (
     DataDir,
@@ -49,6 +54,7 @@ from .storage import (
 )
 from .timesync import TimeSource
 from .transport import HttpTransport
+from .transport.base import Transport
 
 __all__ = ["NodeProcess", "RespAdapter", "run"]
 
@@ -126,6 +132,8 @@ class NodeProcess:
     time_source: TimeSource | None = None
     _backups: set[asyncio.Task[None]] = field(default_factory=set)
     storage: Storage | None = None
+    metrics: NodeMetrics | None = None
+    asgi: Starlette | None = None
 
     @property
     def app_name(self) -> str:
@@ -155,13 +163,20 @@ class NodeProcess:
         snapshots = SnapshotStore(self.datadir.snapshot_path)
         if opts.restore:
             await self._restore(storage, snapshots)
-        client_ssl = _client_ssl(opts)
+        client_ssl = client_context(opts)
+        limits = parse_limits(opts.limits)
+        auth_failures = AuthFailures()
         transports: list[HttpTransport] = []
+        metrics = self.metrics = NodeMetrics(
+            app=self.app_name, version=self.version, tls=bool(opts.tls_cert)
+        )
 
-        def make_transport(deliver: Callable[[Any], None]) -> HttpTransport:
-            t = HttpTransport(opts.node_id, deliver, auth=opts.auth or None, ssl=client_ssl)
+        def make_transport(deliver: Callable[[Any], None]) -> Transport:
+            t = HttpTransport(
+                opts.node_id, metrics.deliver(deliver), auth=opts.auth or None, ssl=client_ssl
+            )
             transports.append(t)
-            return t
+            return metrics.transport(t)
 
         app = self.app
         machine = make_machine(app) if app is not None else None
@@ -172,10 +187,12 @@ class NodeProcess:
                 nonvoter=opts.nonvoter,
                 snapshot_every=opts.snapshot_every,
             ),
-            storage,
+            metrics.storage(storage),
             snapshots,
             make_transport,
-            Applier(app, machine) if app is not None and machine is not None else None,
+            metrics.machine(
+                Applier(app, machine) if app is not None and machine is not None else NullMachine()
+            ),
         )
         builtins = Builtins(node, version=self.version, try_errors=opts.try_errors, machine=machine)
         dispatcher = self.dispatcher = Dispatcher(
@@ -184,8 +201,26 @@ class NodeProcess:
         asgi = Starlette(
             routes=[
                 *transports[0].routes(),
-                *api_routes(node, dispatcher, opts.auth),
-                *(app.routes if app is not None else []),
+                *api_routes(
+                    node,
+                    dispatcher,
+                    opts.auth,
+                    max_body=limits.http_body,
+                    body_timeout=limits.http_body_timeout,
+                    on_auth_failure=lambda remote: auth_failures.failed("HTTP", remote),
+                    metrics=metrics.render,
+                    openapi=self._openapi,
+                ),
+                *ui_routes(
+                    node,
+                    dispatcher,
+                    opts.auth,
+                    ssl=client_ssl,
+                    title=self.app_name,
+                    requests=lambda: dispatcher.submitted,
+                    on_auth_failure=lambda remote: auth_failures.failed("HTTP", remote),
+                ),
+                *(self._app_routes(auth_failures) if app is not None else []),
             ]
         )
         adapter = RespAdapter(dispatcher, app)
@@ -193,14 +228,21 @@ class NodeProcess:
             adapter,
             convert=adapter.convert_future,
             check_auth=secret_checker(opts.auth) if opts.auth else None,
+            on_auth_failure=lambda conn: auth_failures.failed("RESP", conn.remote),
+            limits=limits.parser,
+            max_pending=limits.max_pending,
+            request_timeout=limits.resp_request_timeout,
             info=ServerInfo(server=self.app_name, version=self.version),
         )
+        self.asgi = asgi
         self.door = FrontDoor(
             asgi,
             resp,
-            ssl=_server_ssl(opts),
+            ssl=server_context(opts),
+            limits=limits.door,
             services=app.services if app is not None else (),
         )
+        metrics.attach(node, self.door)
         if opts.backup_dir:
             node.snapshot_listeners.append(self._backup)
         if app is not None:
@@ -235,6 +277,33 @@ class NodeProcess:
             self.join_task = asyncio.create_task(
                 self._join(opts.join, client_ssl), name="uhaha-join"
             )
+
+    def _app_routes(self, failures: AuthFailures) -> list[Any]:
+        """The app's own routes, each behind ``--auth`` unless it was made public."""
+        app, secret = self.app, self.opts.auth
+        assert app is not None
+        if secret:
+            for route in app.routes:
+                if id(route) not in app.public_routes and not getattr(route, "_guarded", False):
+                    route.app = require_bearer(  # type: ignore[attr-defined]
+                        route.app,  # type: ignore[attr-defined]
+                        secret,
+                        lambda remote: failures.failed("HTTP", remote),
+                    )
+                    route._guarded = True  # type: ignore[attr-defined]
+        return app.routes
+
+    def _openapi(self) -> dict[str, Any]:
+        """The API's description with the application's routes (``GET /openapi.json``)."""
+        app = self.app
+        return describe(
+            load_description(),
+            app.routes if app is not None else (),
+            title=f"{self.app_name} (uhaha node)",
+            version=self.version,
+            auth=bool(self.opts.auth),
+            public=app.public_routes if app is not None else (),
+        )
 
     async def _restore(self, storage: Storage, snapshots: SnapshotStore) -> None:
         """``--restore path``: a brand-new single-node cluster holding the snapshot."""
@@ -370,29 +439,6 @@ def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _server_ssl(opts: Options) -> ssl_module.SSLContext | None:
-    if not opts.tls_cert:
-        return None
-    ctx = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
-    except (OSError, ssl_module.SSLError) as e:
-        raise StartupError(f"cannot load the TLS certificate or key: {e}") from None
-    return ctx
-
-
-def _client_ssl(opts: Options) -> ssl_module.SSLContext | None:
-    if not opts.tls_cert:
-        return None
-    ctx = ssl_module.create_default_context()
-    # Peers present the same certificate (uhaha's model): trust it directly.
-    try:
-        ctx.load_verify_locations(opts.tls_cert)
-    except (OSError, ssl_module.SSLError) as e:
-        raise StartupError(f"cannot load the TLS certificate: {e}") from None
-    return ctx
-
-
 async def _serve(proc: NodeProcess) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -428,7 +474,7 @@ _prog = "uhaha"
 
 
 def print_error(message: str) -> None:
-    print(f"{_prog}: {message}", file=sys.stderr)
+    print(error_line(_prog, message), file=sys.stderr)
 
 
 def run(opts: Options, *, app: App | None = None, prog: str = "uhaha") -> int:
@@ -436,7 +482,7 @@ def run(opts: Options, *, app: App | None = None, prog: str = "uhaha") -> int:
     global _prog
     _prog = prog
     proc = NodeProcess(opts, app)
-    setup_logging(opts.log_level, proc.role)
+    setup_logging(opts.log_level, proc.role, fmt=opts.log_format)
     try:
         return asyncio.run(_serve(proc))
     except KeyboardInterrupt:

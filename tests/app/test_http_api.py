@@ -143,7 +143,7 @@ async def test_pipeline_mixes_results_and_errors(http: httpx.AsyncClient) -> Non
     assert (await http.post("/cmd", content=b"[")).status_code == 400
 
 
-async def test_body_limit(http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_body_limit(http: httpx.AsyncClient) -> None:
     # The real limit, announced by Content-Length: refused before any body is read.
     url = http.base_url
     reader, writer = await asyncio.open_connection(url.host, url.port)
@@ -157,25 +157,31 @@ async def test_body_limit(http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPat
     finally:
         writer.close()
     assert head.startswith(b"HTTP/1.1 413 ")
-    # A smaller limit, to send more than it: in one piece, and streamed (chunked).
-    monkeypatch.setattr(api, "MAX_BODY", 1000)
+
+
+async def test_body_limit_from_the_flag(tmp_path: Path) -> None:
+    # --limit http-body-bytes: send more than it, in one piece and streamed (chunked).
     expected = {"error": "ERR request body too large (limit 1000 bytes)"}
     big = b'["k", "' + b"v" * 1000 + b'"]'
-    r = await http.post("/cmd/set", content=big)
-    assert (r.status_code, r.json()) == (413, expected)
+    async with (
+        serve(make_app(), tmp_path, "--limit", "http-body-bytes=1000") as addr,
+        httpx.AsyncClient(base_url=f"http://{addr}") as http,
+    ):
+        r = await http.post("/cmd/set", content=big)
+        assert (r.status_code, r.json()) == (413, expected)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(20):
-            yield b" " * 100
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(20):
+                yield b" " * 100
 
-    r = await http.post("/cmd/set", content=chunks())
-    assert (r.status_code, r.json()) == (413, expected)
-    r = await http.post("/cmd", content=big)
-    assert (r.status_code, r.json()) == (413, expected)
-    assert (await http.get("/cmd/get?arg=k")).json() == {"result": None}
-    # Just under it is fine.
-    r = await http.post("/cmd/set", content=b'["k", "' + b"v" * 900 + b'"]')
-    assert r.json() == {"result": "OK"}
+        r = await http.post("/cmd/set", content=chunks())
+        assert (r.status_code, r.json()) == (413, expected)
+        r = await http.post("/cmd", content=big)
+        assert (r.status_code, r.json()) == (413, expected)
+        assert (await http.get("/cmd/get?arg=k")).json() == {"result": None}
+        # Just under it is fine.
+        r = await http.post("/cmd/set", content=b'["k", "' + b"v" * 900 + b'"]')
+        assert r.json() == {"result": "OK"}
 
 
 async def test_status_healthz_readyz(http: httpx.AsyncClient) -> None:

@@ -51,6 +51,22 @@ def test_pipelined_reads_see_the_writes_before_them(cluster: ProcCluster) -> Non
     assert gets == [str(i) for i in range(200)]
 
 
+def test_pipelined_reads_never_see_the_writes_after_them(cluster: ProcCluster) -> None:
+    """One connection's commands take effect in its order, as in Redis: a GET
+    followed by a SET of the same key in one pipeline sees the value before."""
+    leader = cluster.wait_leader()
+    with leader.client() as r:
+        pipe = r.pipeline(transaction=False)
+        pipe.execute_command("SET", "p", "0")
+        for i in range(1, 301):
+            pipe.execute_command("GET", "p")
+            pipe.execute_command("SET", "p", str(i))
+        replies = pipe.execute()
+    gets = replies[1::2]
+    assert gets == [str(i) for i in range(300)]
+    assert leader.call("GET", "p") == "300"
+
+
 def test_keys_expire_through_the_tick_on_every_node(cluster: ProcCluster) -> None:
     leader = cluster.wait_leader()
     leader.call("SET", "short", "lived", "EX", "1")

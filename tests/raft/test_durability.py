@@ -105,3 +105,66 @@ def test_figure_2_term_and_vote_survive_restarts() -> None:
         terms.append(net.nodes["3"].disk.hard_state.term)
     assert terms == sorted(terms)
     assert terms[-1] > 2
+
+
+def test_thesis_10_2_1_leader_appends_leave_before_its_own_write() -> None:
+    """Thesis 10.2.1: the leader may send its appends before writing them, so
+    that followers write in parallel with it. That is safe because the leader
+    counts itself towards a commit only for entries its driver reported
+    durable: with the leader's write still pending, one follower's copy is not
+    a majority of three, two followers' copies are."""
+    net = Net(["1", "2", "3"])
+    net.elect("1")
+    net.tick("1")
+    net.stabilize()
+    leader = net.nodes["1"]
+    index, _ = leader.core.propose(b"x")
+    assert leader.begin()
+    rd = leader.pending
+    assert rd is not None
+    assert [e.data for e in rd.entries] == [b"x"]
+    early = [m for m in rd.early if isinstance(m, AppendRequest)]
+    assert {m.to for m in early} == {"2", "3"}
+    assert not any(isinstance(m, AppendRequest) for m in rd.messages)
+    # The leader's write is still pending; follower 2 writes and answers.
+    for m in early:
+        if m.to == "2":
+            net.deliver(m)
+    for reply in net.take():
+        if isinstance(reply, AppendResponse) and reply.to == "1":
+            leader.core.step(reply)
+    assert leader.core.log.committed < index  # leader (not durable) + 2 is not enough
+    for m in early:
+        if m.to == "3":
+            net.deliver(m)
+    for reply in net.take():
+        if isinstance(reply, AppendResponse) and reply.to == "1":
+            leader.core.step(reply)
+    assert leader.core.log.committed == index  # two followers are a majority
+    # A crash of the leader before its own write finishes loses nothing.
+    net.crash("1")
+    net.stabilize()
+    net.expire("2", "3")
+    net.core("2").campaign()
+    net.stabilize()
+    new = net.leader()
+    assert new in ("2", "3")
+    assert net.core(new).log.term(index) is not None
+    assert any(e.data == b"x" for e in net.core(new).log.entries)
+
+
+def test_no_early_messages_while_the_term_changes() -> None:
+    """A server that wins an election in the same Ready that raises its term
+    (a single voter with a non-voter) must not let its appends out before the
+    term and vote are durable: a crash would let it lead the same term again."""
+    net = Net(["1"], learners=["2"], pre_vote=False)
+    core = net.core("1")
+    core.campaign()
+    assert core.role is Role.LEADER
+    node = net.nodes["1"]
+    assert node.begin()
+    rd = node.pending
+    assert rd is not None
+    assert rd.hard_state is not None and rd.hard_state.term == core.term
+    assert rd.early == []
+    assert any(isinstance(m, AppendRequest) and m.to == "2" for m in rd.messages)

@@ -136,7 +136,9 @@ class Net:
             return
         node = self.nodes[nid]
         while node.begin():
-            for m in node.finish():
+            assert node.pending is not None
+            early = node.pending.early  # a leader's appends, sent before it persists
+            for m in [*early, *node.finish()]:
                 if (m.frm, m.to) not in self.cut and m.to in self.nodes:
                     self.queue.append(m)
             if node.core.role is Role.LEADER:

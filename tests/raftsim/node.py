@@ -146,7 +146,8 @@ class SimNode:
         return False
 
     def finish(self) -> list[Message]:
-        """Persist, then hand back messages to send, then apply and advance."""
+        """Persist, then hand back messages to send, then apply and advance
+        (``pending.early`` was the caller's to send when it began the Ready)."""
         rd = self.pending
         assert rd is not None
         self.pending = None

@@ -205,6 +205,9 @@ class Simulation:
         if node.core.role is Role.LEADER:
             self.checker.leader(node.core)
         if node.begin():
+            assert node.pending is not None
+            for m in node.pending.early:  # they leave before the Ready is durable
+                self.send(m)
             inc = self.incarnation[nid]
             self.at(self.rng.uniform(0.05, 1.5), lambda: self._persisted(nid, inc))
 

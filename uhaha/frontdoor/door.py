@@ -23,11 +23,19 @@ from uhaha.frontdoor.sniff import Kind, sniff
 from uhaha.frontdoor.streams import stream_pair
 from uhaha.resp.server import RespHandler, RespProtocol
 
-__all__ = ["ASGIApp", "FrontDoor"]
+__all__ = ["ASGIApp", "FrontDoor", "protocol_name"]
 
 log = logging.getLogger("uhaha.frontdoor")
 
 ASGIApp = Callable[..., Any]
+
+_NAMES = {Kind.RESP: "resp", Kind.HTTP1: "http1", Kind.HTTP2: "http2"}
+
+
+def protocol_name(kind: Kind | str) -> str:
+    """``resp``, ``http1``, ``http2``, or an application service's name."""
+    return _NAMES[kind] if isinstance(kind, Kind) else kind
+
 
 _RESP_FULL = b"-ERR max number of clients reached\r\n"
 _HTTP_FULL = plain_response(b"503 Service Unavailable", b"max number of clients reached")
@@ -73,6 +81,8 @@ class FrontDoor:
         self._rejecting: set[_Sniffer] = set()  # over the limit, being refused
         self._drained = asyncio.Event()
         self._closing = False
+        self.accepted: dict[str, int] = {}
+        """Connections handed to each protocol so far, by `protocol_name`."""
 
     async def start(self, host: str | None, port: int) -> None:
         """Listen on host:port (port 0 picks a free port; see `address`).
@@ -102,6 +112,14 @@ class FrontDoor:
     def connections(self) -> int:
         """Connections currently holding a slot (counted against max_connections)."""
         return len(self._conns)
+
+    def open_connections(self) -> dict[str, int]:
+        """Connections holding a slot, by `protocol_name` ("pending" until known)."""
+        counts: dict[str, int] = {}
+        for conn in self._conns:
+            name = "pending" if conn.kind is None else protocol_name(conn.kind)
+            counts[name] = counts.get(name, 0) + 1
+        return counts
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop listening, let connections finish for `timeout` seconds, then cut them.
@@ -219,6 +237,8 @@ class _Sniffer(asyncio.Protocol):
             self._refuse(kind)
             return
         door, transport = self.door, self.transport
+        name = protocol_name(kind)
+        door.accepted[name] = door.accepted.get(name, 0) + 1
         if kind is Kind.RESP:
             self.resp = door.resp.accept(transport, data, self._ended)
         elif kind is Kind.HTTP1:

@@ -42,7 +42,7 @@ class Http2Server:
         config.accesslog = None
         config.errorlog = logging.getLogger("uhaha.frontdoor.http2")
         self.config = config
-        self.app = ASGIWrapper(app)
+        self.app = ASGIWrapper(_ascii_targets(app))
         self.context = WorkerContext(None)
         self.lifespan_state: dict[str, Any] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -75,6 +75,30 @@ class Http2Server:
         """Cancel the connections still open (after the shutdown deadline)."""
         for task in list(self.tasks):
             task.cancel()
+
+
+_NOT_ASCII = b"Invalid HTTP request received."
+
+
+def _ascii_targets(app: ASGIApp) -> ASGIApp:
+    """Refuse (400) a request whose path or query is not ASCII, as HTTP/1.1's parser does.
+
+    h2 lets any byte through in `:path`, and Starlette decodes the query as
+    UTF-8 in places (`request.url`, slash redirects): without this check such
+    a request ends in a 500 and a traceback.
+    """
+
+    async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not (
+            scope.get("raw_path", b"").isascii() and scope.get("query_string", b"").isascii()
+        ):
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": _NOT_ASCII})
+            return
+        await app(scope, receive, send)
+
+    return checked
 
 
 class _IdleTask(AsyncioSingleTask):

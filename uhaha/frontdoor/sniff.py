@@ -27,7 +27,7 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _REQUEST_LINE = re.compile(rb"[A-Z]{1,20} [^ \r\n]+ HTTP/1\.[01]\r?")
 # What an unfinished request line may look like so far: a method, maybe a
 # target, maybe part of the version. Anything else is not HTTP.
-_REQUEST_START = re.compile(rb"[A-Z]{1,20}( [^ \r\n]*( [HTP/1.]{0,8}\r?)?)?")
+_REQUEST_START = re.compile(rb"[A-Z]{1,20}( [^ \r\n]*( [HTP/1.0]{0,8}\r?)?)?")
 
 
 class Kind(enum.Enum):

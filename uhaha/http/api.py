@@ -14,32 +14,43 @@
   one (the same bytes as ``RAFT SNAPSHOT READ id``; ``--restore`` takes it).
 - ``GET /healthz``: the process is alive. ``GET /readyz``: a leader is known
   and this node's log is loaded (503 otherwise). Neither needs auth.
+- ``GET /metrics``: Prometheus metrics (:mod:`uhaha.metrics`).
+- ``GET /openapi.json``: the OpenAPI description of all this (no auth needed:
+  it holds no data).
 
 With ``--auth``, every other route needs ``Authorization: Bearer <secret>``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import inspect
 import json
 from collections.abc import Callable
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import BaseRoute, Route
 
 from ..builtins import snapshot_json
 from ..dispatch import Dispatcher
 from ..errors import CommandError, Moved
-from ..node import Node
+from ..node import Node, ProposalFailed
 from ..storage import SnapshotNotFoundError
 
-__all__ = ["MAX_BODY", "api_routes", "jsonable"]
+__all__ = ["MAX_BODY", "METRICS_TYPE", "api_routes", "jsonable"]
+
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The media type of ``GET /metrics`` (the Prometheus text format)."""
 
 MAX_BODY = 64 << 20
 """Largest request body accepted (bytes)."""
+
+BODY_TIMEOUT = 60.0
+"""Seconds a request body may take from its first byte to its last."""
 
 
 def jsonable(value: Any) -> Any:
@@ -55,6 +66,21 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+class JSONResponse(_StarletteJSON):
+    """Starlette's JSON response, which also renders text that holds surrogates.
+
+    Arguments that were not UTF-8 live on as surrogate escapes (see
+    ``uhaha.dispatch.decode_arg``), in data and in error messages; Starlette
+    fails on them (a 500), so such a body is rendered with ``\\uXXXX`` escapes.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+
+
 class _BadRequest(Exception):
     status = 400
 
@@ -63,14 +89,38 @@ class _TooLarge(_BadRequest):
     status = 413
 
 
-def _error(e: CommandError, scheme: str, path: str) -> Response:
+class _SlowBody(_BadRequest):
+    status = 408
+
+
+def _error(e: CommandError, request: Request) -> Response:
     headers = {}
     if isinstance(e, Moved):
-        headers["Location"] = f"{scheme}://{e.leader}{path}"
+        # The same target on the leader, as the client sent it (still
+        # percent-encoded), query included: GET /cmd/get?arg=k must stay a get of k.
+        scope = request.scope
+        target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
+        headers["Location"] = f"{request.url.scheme}://{e.leader}{target}"
+        if query:
+            headers["Location"] += f"?{query}"
     return JSONResponse({"error": e.message}, status_code=e.status, headers=headers)
 
 
-def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseRoute]:
+def api_routes(
+    node: Node,
+    dispatcher: Dispatcher,
+    auth: str = "",
+    *,
+    max_body: int = MAX_BODY,
+    body_timeout: float = BODY_TIMEOUT,
+    on_auth_failure: Callable[[str], None] | None = None,
+    metrics: Callable[[], bytes] | None = None,
+    openapi: Callable[[], dict[str, Any]] | None = None,
+) -> list[BaseRoute]:
+    """The API's routes. ``on_auth_failure(remote)`` hears of each wrong secret.
+    ``metrics`` renders ``GET /metrics`` (Prometheus text, behind the secret like
+    ``/status``); ``openapi`` gives the document ``GET /openapi.json`` serves (open)."""
     secret = auth.encode()
 
     def authorized(request: Request) -> bool:
@@ -78,7 +128,12 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
             return True
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), secret)
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), secret):
+            return True
+        if header and on_auth_failure is not None:  # a secret was tried, and it was wrong
+            client = request.client
+            on_auth_failure(f"{client.host}:{client.port}" if client else "?")
+        return False
 
     def guarded(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -104,19 +159,30 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
 
     async def read_json(request: Request) -> Any:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            raise _TooLarge(f"request body too large (limit {MAX_BODY} bytes)")
+        if length is not None and (
+            not length.isascii() or not length.isdigit() or int(length) > max_body
+        ):
+            raise _TooLarge(f"request body too large (limit {max_body} bytes)")
         body = bytearray()  # bytes += bytes would copy the whole body per chunk
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise _TooLarge(f"request body too large (limit {MAX_BODY} bytes)")
+        try:
+            # From the first byte to the last, however it trickles (slowloris).
+            async with asyncio.timeout(body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > max_body:
+                        raise _TooLarge(f"request body too large (limit {max_body} bytes)")
+        except ClientDisconnect:  # gone before its body ended: nobody reads the answer
+            raise _BadRequest("the client went away before the end of its body") from None
+        except TimeoutError:
+            raise _SlowBody(f"request body not received within {body_timeout:g} s") from None
         if not body.strip():
             return None
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise _BadRequest(f"invalid JSON body: {e}") from None
+        except RecursionError:
+            raise _BadRequest("invalid JSON body: nested too deeply") from None
 
     def as_args(value: Any) -> list[str]:
         if value is None:
@@ -128,6 +194,10 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         out = []
         for v in value:
             if isinstance(v, str):
+                try:
+                    v.encode("utf-8", "surrogateescape")  # as the log stores it
+                except UnicodeEncodeError:  # a lone surrogate ("\ud800"): no bytes stand for it
+                    raise _BadRequest("arguments must be valid Unicode text") from None
                 out.append(v)
             elif isinstance(v, int | float) and not isinstance(v, bool):
                 out.append(json.dumps(v))
@@ -137,10 +207,10 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
 
     async def command(request: Request) -> Response:
         name = request.path_params["name"]
-        if request.method == "GET":
+        if request.method != "POST":  # GET, or HEAD (which Starlette adds to GET)
             args = request.query_params.getlist("arg")
             if not dispatcher.readonly([name, *args]):
-                # GET must not change anything (caches, crawlers, prefetchers).
+                # GET and HEAD must not change anything (caches, crawlers, prefetchers).
                 return JSONResponse(
                     {"error": f"ERR {name} changes data: use POST"},
                     status_code=405,
@@ -151,7 +221,7 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         try:
             result = await run([name, *args])
         except CommandError as e:
-            return _error(e, request.url.scheme, request.url.path)
+            return _error(e, request)
         return JSONResponse({"result": result})
 
     async def pipeline(request: Request) -> Response:
@@ -171,7 +241,10 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         return JSONResponse(replies)
 
     async def status(request: Request) -> Response:
-        info = node.info()
+        try:
+            info = node.info()
+        except ProposalFailed as e:  # starting or stopping
+            return JSONResponse({"error": str(e)}, status_code=503)
         info["members"] = [
             {"id": m.id, "address": m.address, "voter": m.voter} for m in node.members()
         ]
@@ -198,6 +271,23 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
             ready = False
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
+    async def metrics_text(request: Request) -> Response:
+        assert metrics is not None
+        return Response(metrics(), media_type=METRICS_TYPE)
+
+    described: list[bytes] = []  # the document, once made (the routes do not change)
+
+    async def description(request: Request) -> Response:
+        assert openapi is not None
+        if not described:
+            described.append(json.dumps(openapi(), separators=(",", ":")).encode())
+        return Response(described[0], media_type="application/json")
+
+    extra = []
+    if metrics is not None:
+        extra.append(Route("/metrics", guarded(metrics_text), methods=["GET"]))
+    if openapi is not None:
+        extra.append(Route("/openapi.json", description, methods=["GET"]))
     return [
         Route("/cmd/{name}", guarded(command), methods=["GET", "POST"]),
         Route("/cmd", guarded(pipeline), methods=["POST"]),
@@ -206,4 +296,5 @@ def api_routes(node: Node, dispatcher: Dispatcher, auth: str = "") -> list[BaseR
         Route("/snapshots/{id}", guarded(snapshot_file), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *extra,
     ]

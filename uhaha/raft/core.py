@@ -45,6 +45,10 @@ SnapshotReader = Callable[[SnapshotMeta, int, int], bytes]
 """``read(meta, offset, size)``: bytes of a local snapshot, for sending it in chunks."""
 
 
+#: What a leader may send before its Ready is durable (see Ready.early).
+_EARLY = frozenset({AppendRequest, Heartbeat, SnapshotChunk})
+
+
 def _no_snapshots(meta: SnapshotMeta, offset: int, size: int) -> bytes:
     raise LookupError("this node has no snapshot reader")
 
@@ -262,7 +266,14 @@ class RaftCore(FollowerMixin, LeaderMixin):
         rd.entries = self.log.unstable()
         rd.snapshot_chunks, self._chunks = self._chunks, []
         rd.snapshot = self._install
-        rd.messages, self.outbox = self.outbox, []
+        msgs, self.outbox = self.outbox, []
+        if self.role is Role.LEADER and (
+            rd.hard_state is None or rd.hard_state.term == self._prev_hard.term
+        ):
+            rd.early = [m for m in msgs if type(m) in _EARLY]
+            rd.messages = [m for m in msgs if type(m) not in _EARLY] if rd.early else msgs
+        else:
+            rd.messages = msgs
         rd.committed = self.log.next_committed(self.cfg.max_apply_bytes)
         rd.read_states, self._read_states = self._read_states, []
         rd.dropped_reads, self._dropped_reads = self._dropped_reads, []
@@ -293,8 +304,10 @@ class RaftCore(FollowerMixin, LeaderMixin):
 
     def snapshot_meta(self, index: int) -> SnapshotMeta:
         """Metadata for a snapshot of the state after applying up to ``index``."""
-        if index > self.log.applied:
-            raise ValueError(f"index {index} is not applied yet (applied {self.log.applied})")
+        # The driver may apply a Ready's committed entries before advance()
+        # reports them, so its state can be ahead of log.applied, never of commit.
+        if index > self.log.committed:
+            raise ValueError(f"index {index} is not committed (commit {self.log.committed})")
         term = self.log.term(index)
         if term is None:
             raise ValueError(f"index {index} is compacted or unknown")

@@ -7,6 +7,11 @@ The driver's loop (etcd's ``Ready``/``Advance`` contract):
    is discarded), then write ``rd.entries`` (an entry at index *i* replaces the
    stored entry *i* and everything after it) and ``rd.hard_state``, durably;
 3. send ``rd.messages`` (they may promise what step 2 made durable);
+   ``rd.early`` may go out at any time from step 1 on, before step 2 is done
+   (a leader's appends, heartbeats and snapshot chunks: thesis 10.2.1; they
+   promise nothing about this server's disk, because a leader counts itself
+   towards a commit only for entries it was told are durable, and none of
+   them is made while this Ready changes the term);
 4. apply ``rd.committed`` in order, serve ``rd.read_states`` once applied up to
    their index, fail ``rd.dropped_reads``;
 5. ``core.advance(rd)``.
@@ -57,6 +62,7 @@ class Ready:
     snapshot_chunks: list[SnapshotChunk] = field(default_factory=list)
     snapshot: SnapshotMeta | None = None
     messages: list[Message] = field(default_factory=list)
+    early: list[Message] = field(default_factory=list)
     committed: list[Entry] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     dropped_reads: list[bytes] = field(default_factory=list)

@@ -48,12 +48,16 @@ class Session:
 
     check_auth: Callable[[bytes], bool] | None
     info: ServerInfo
+    #: Told of each wrong password (for logging: it gets the connection, not the password).
+    on_failure: Callable[[Connection], None] | None = None
 
     def authenticate(self, conn: Connection, password: bytes) -> bool:
         """Check a password; a success authenticates the connection."""
         if self.check_auth is None or self.check_auth(password):
             conn.authenticated = True
             return True
+        if self.on_failure is not None:
+            self.on_failure(conn)
         return False
 
 

@@ -36,6 +36,10 @@ log = logging.getLogger("uhaha.resp")
 #: Replies owed to one connection before it stops reading more commands.
 DEFAULT_MAX_PENDING = 1024
 
+#: Seconds a started command may take to arrive completely (from the first
+#: byte the parser holds of it, however slowly the rest trickles in).
+DEFAULT_REQUEST_TIMEOUT = 60.0
+
 
 class RespHandler:
     """Serves RESP clients on behalf of a dispatcher.
@@ -57,8 +61,10 @@ class RespHandler:
         check_auth: Callable[[bytes], bool] | None = None,
         limits: ParserLimits | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         info: ServerInfo | None = None,
         convert: Callable[[asyncio.Future[Any]], Reply] | None = None,
+        on_auth_failure: Callable[[Connection], None] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.convert = convert
@@ -67,7 +73,10 @@ class RespHandler:
         its own futures without a coroutine wrapping each command."""
         self.limits = limits if limits is not None else ParserLimits()
         self.max_pending = max_pending
-        self.session = Session(check_auth, info if info is not None else ServerInfo())
+        self.request_timeout = request_timeout
+        self.session = Session(
+            check_auth, info if info is not None else ServerInfo(), on_auth_failure
+        )
         self._ids = itertools.count(1)
 
     def next_id(self) -> int:
@@ -122,6 +131,8 @@ class RespProtocol(asyncio.Protocol):
         self._reading = True
         self._pump_scheduled = False
         self.conn = Connection(0, "?", self.shutdown)
+        self._commands = 0  # commands parsed so far (progress, for the request timer)
+        self._request_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
 
@@ -142,6 +153,30 @@ class RespProtocol(asyncio.Protocol):
         """Parse what arrived and run every complete command."""
         self._parser.feed(data)
         self._pump()
+        if self._request_timer is None and self._parser.buffered and not self._closing:
+            self._request_timer = asyncio.get_running_loop().call_later(
+                self._handler.request_timeout, self._request_expired, self._commands
+            )
+
+    def _request_expired(self, commands_then: int) -> None:
+        """A command began ``request_timeout`` s ago: close if none finished since."""
+        self._request_timer = None
+        if self._lost or self._closing or not self._parser.buffered:
+            return
+        waiting_for_us = self._write_paused or len(self._queue) >= self._handler.max_pending
+        if self._commands != commands_then or waiting_for_us:  # not the client's fault
+            self._request_timer = asyncio.get_running_loop().call_later(
+                self._handler.request_timeout, self._request_expired, self._commands
+            )
+            return
+        timeout = self._handler.request_timeout
+        log.info("%r: no complete command within %g s: closing it", self.conn, timeout)
+        self._reply(
+            Error(f"ERR Protocol error: command not completed within {timeout:g} s"),
+            self.conn.protocol,
+        )
+        self._closing = True
+        self._pump()
 
     def eof_received(self) -> bool:
         """The client half-closed (`echo PING | nc`): answer what it sent, then close."""
@@ -154,6 +189,9 @@ class RespProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Drop the replies still owed and tell the dispatcher."""
         self._lost = self._closing = True
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
         # Commands already submitted run on (a write may be on its way
         # through the log); only their replies are dropped.
         self._queue.clear()
@@ -244,6 +282,7 @@ class RespProtocol(asyncio.Protocol):
                 break
             if args is None:
                 break
+            self._commands += 1
             self._execute(args)
         return False
 

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing (atheris) of what clients send: see fuzz/README.md."""

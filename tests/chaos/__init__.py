@@ -1,0 +1,1 @@
+"""Fault-injection tests of real clusters and the linearizability checker."""

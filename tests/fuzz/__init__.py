@@ -1,0 +1,1 @@
+"""Property-based tests (hypothesis) and the fuzzing checks of what clients send."""
