@@ -289,7 +289,12 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await self.transport.close()
-        self._fail_all(ProposalFailed("ERR node is shutting down"))
+        # A write already in the log may still commit under the next leader:
+        # its client must not be told that it failed.
+        self._fail_all(
+            ProposalFailed("ERR node is shutting down"),
+            writes=OutcomeUnknown("ERR node shut down before the write's outcome was known"),
+        )
         await self.storage.close()
         if self._receiver is not None:
             self._receiver.abort()
@@ -548,10 +553,11 @@ class Node:
             self._peers = peers
             self.transport.set_peers(peers)
 
-    def _fail_all(self, exc: Exception) -> None:
+    def _fail_all(self, exc: Exception, *, writes: Exception | None = None) -> None:
+        """Fail everything waiting: proposed writes with ``writes`` (or ``exc``)."""
         for w in self._waiters.values():
             if not w.future.done():
-                w.future.set_exception(exc)
+                w.future.set_exception(writes if writes is not None else exc)
         self._waiters.clear()
         for fut in self._reads.values():
             if not fut.done():

@@ -296,3 +296,19 @@ async def test_a_storage_failure_stops_the_node_without_acknowledging(tmp_path: 
         assert after.entries == before.entries  # nothing half-written
     finally:
         await node.stop()
+
+
+async def test_a_write_pending_at_shutdown_has_an_unknown_outcome(cluster: Cluster) -> None:
+    """A stopping leader must not tell a client that a write in its log failed:
+    the next leader may still commit it (the chaos tests caught this)."""
+    leader = await three(cluster)
+    others = [n for n in cluster.nodes if n != leader.id]
+    for other in others:  # the leader's appends stop arriving: nothing commits
+        cluster.net.block(leader.id, other)
+    assert leader.core is not None
+    before = leader.core.log.last_index()
+    write = asyncio.ensure_future(leader.propose(b"maybe"))
+    await until(lambda: leader.core is not None and leader.core.log.last_index() > before)
+    await leader.stop()
+    with pytest.raises(OutcomeUnknown, match="outcome was known"):
+        await write
