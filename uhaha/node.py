@@ -346,7 +346,12 @@ class Node:
                 await self._wake.wait()
                 self._wake.clear()
                 while core.has_ready():
-                    await self._handle(core, core.ready())
+                    rd = core.ready()
+                    if rd.empty:  # never expected; spinning here would freeze the node
+                        log.error("internal: the core has an empty Ready: %r", core)
+                        core.advance(rd)
+                        break
+                    await self._handle(core, rd)
                 if self._stopping:
                     return
         except StorageError as e:

@@ -318,3 +318,25 @@ def test_5_3_fast_backtracking_lagging_follower_jumps_to_its_end() -> None:
     net.tick("2")
     net.stabilize()
     assert net.nodes["3"].values == [b"x%d" % n for n in range(30)]
+
+
+def test_a_leader_deposed_before_its_broadcast_leaves_nothing_pending() -> None:
+    """A leader that appends and then meets a higher term before its next
+    Ready drops the unsent broadcast with its role. Left set, has_ready() would
+    stay true while every Ready came out empty: a driver looping on
+    ``while has_ready()`` would spin forever (found by the chaos tests: a
+    paused leader woke up, proposed, and froze)."""
+    net = Net(["1", "2", "3"])
+    net.elect("1")
+    net.stabilize()
+    old = net.core("1")
+    old.propose(b"x")  # sets the broadcast for the next Ready
+    old.step(AppendRequest(old.term + 1, "2", "1", 0, 0, (), 0))  # a newer leader
+    assert old.role is Role.FOLLOWER
+    for _ in range(10):
+        if not old.has_ready():
+            break
+        rd = old.ready()
+        assert not rd.empty
+        old.advance(rd)
+    assert not old.has_ready()

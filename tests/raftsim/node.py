@@ -142,6 +142,9 @@ class SimNode:
         """Take a Ready if there is one and none is outstanding."""
         if self.pending is None and self.core.has_ready():
             self.pending = self.core.ready()
+            # has_ready() must never promise an empty Ready: a driver that
+            # loops "while has_ready()" would spin without yielding.
+            assert not self.pending.empty, f"{self.id}: has_ready() but an empty Ready"
             return True
         return False
 

@@ -68,6 +68,15 @@ class Ready:
     dropped_reads: list[bytes] = field(default_factory=list)
 
     @property
+    def empty(self) -> bool:
+        """Nothing in it at all (``has_ready()`` promised otherwise: a core bug)."""
+        return not (
+            self.hard_state or self.soft_state or self.entries or self.snapshot_chunks
+            or self.snapshot or self.messages or self.early or self.committed
+            or self.read_states or self.dropped_reads
+        )  # fmt: skip
+
+    @property
     def must_sync(self) -> bool:
         """Whether step 2 must reach stable storage before step 3."""
         return bool(self.entries or self.hard_state or self.snapshot or self.snapshot_chunks)
