@@ -210,6 +210,7 @@ class Builtins:
                 if args[3].lower() != "nonvoter":
                     raise syntax_error()
                 op = ConfChangeOp.ADD_NONVOTER
+            _check_member(args[1], args[2])
             change = ConfChange(op, args[1], args[2])
         elif sub in ("remove", "promote", "demote"):
             if len(args) != 2:
@@ -339,3 +340,13 @@ class Builtins:
         if sub == "help":
             return CLUSTER_HELP
         raise syntax_error()
+
+
+def _check_member(node_id: str, address: str) -> None:
+    """A new member's id and address as the command line would accept them:
+    a bad one would reach every server's log and peer table."""
+    if not node_id or node_id in (".", "..") or any(c in node_id for c in "/\\\t\n\r "):
+        raise CommandError(f"ERR invalid node id {node_id!r}")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CommandError(f"ERR invalid address {address!r}: expected host:port")

@@ -52,6 +52,18 @@ def test_errors_are_uhahas(cluster: ProcCluster) -> None:
         p.call("ECHO")
     with pytest.raises(redis.ResponseError, match="syntax error"):
         p.call("RAFT", "WHAT")
+    leader = cluster.wait_leader()
+    for node_id, address, why in (
+        ("9", "x", "invalid address 'x'"),
+        ("9", "host:0", "invalid address"),
+        ("9", "host:99999", "invalid address"),
+        ("9", ":11009", "invalid address"),
+        ("../9", "127.0.0.1:11009", "invalid node id"),
+        ("a b", "127.0.0.1:11009", "invalid node id"),
+    ):
+        with pytest.raises(redis.ResponseError, match=why):
+            leader.call("RAFT", "SERVER", "ADD", node_id, address)
+    assert len(leader.call("RAFT", "SERVER", "LIST")) == 3
 
 
 def test_raft_info_patterns(cluster: ProcCluster) -> None:
