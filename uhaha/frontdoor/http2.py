@@ -26,6 +26,8 @@ from uhaha.frontdoor.streams import stream_pair
 
 __all__ = ["Http2Server"]
 
+log = logging.getLogger("uhaha.frontdoor.http2")
+
 ASGIApp = Callable[..., Any]
 
 
@@ -62,6 +64,11 @@ class Http2Server:
 
         def done(task: asyncio.Task[None]) -> None:
             self.tasks.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                # Hypercorn 0.18 can fail a connection on a frame for a stream
+                # it already dropped (a KeyError, seen when peers restart): the
+                # connection is gone either way; no "never retrieved" traceback.
+                log.debug("HTTP/2 connection ended by an error: %r", exc)
             on_close()
 
         task.add_done_callback(done)
