@@ -381,7 +381,7 @@ class Node:
         if apply_first:
             for e in rd.committed:
                 self._apply(e)
-        if rd.entries or rd.hard_state:
+        if rd.entries or (rd.hard_state is not None and not rd.commit_only):
             await self.storage.save(rd.hard_state, rd.entries)
         if rd.messages:
             self.transport.send(rd.messages)

@@ -63,7 +63,7 @@ def test_snapshots_under_writes_and_a_wiped_node_catches_up(tmp_path: Path) -> N
             # Every node snapshots on its own schedule and compacts its log.
             for p in c.procs.values():
                 wait_for(lambda p=p: len(p.call("RAFT", "SNAPSHOT", "LIST")) >= 1)  # type: ignore[misc]
-                wait_for(lambda p=p: int(p.info()["first_index"]) > 1, what="compaction")  # type: ignore[misc]
+                wait_for(lambda p=p: int(p.info()["first_index"]) > 1, 60, "compaction")  # type: ignore[misc]
         finally:
             stop.set()
             writer.join(30)

@@ -168,3 +168,38 @@ def test_no_early_messages_while_the_term_changes() -> None:
     assert rd.hard_state is not None and rd.hard_state.term == core.term
     assert rd.early == []
     assert any(isinstance(m, AppendRequest) and m.to == "2" for m in rd.messages)
+
+
+def test_a_commit_index_change_alone_needs_no_sync() -> None:
+    """etcd's rule: term, vote and entries must be durable before messages
+    leave; the commit index need not be (a restarted server learns it again
+    from the leader). A follower told of a new commit has a Ready whose hard
+    state differs only in commit: ``commit_only``, no sync needed. A term
+    change is never commit-only."""
+    net = Net(["1", "2", "3"])
+    net.elect("1")
+    net.stabilize()
+    index, _ = net.core("1").propose(b"x")
+    net.run("1")
+    for m in net.take():
+        net.deliver(m)  # the followers write and acknowledge
+    for m in net.take():
+        if isinstance(m, AppendResponse):
+            net.core("1").step(m)
+    assert net.core("1").log.committed == index
+    net.run("1")  # tells the followers the new commit index
+    told = [m for m in net.take() if m.to == "2"]
+    assert told
+    follower = net.nodes["2"]
+    for m in told:
+        follower.core.step(m)
+    assert follower.begin()
+    rd = follower.pending
+    assert rd is not None and rd.hard_state is not None
+    assert rd.hard_state.commit == index and not rd.entries
+    assert rd.commit_only and not rd.must_sync
+    follower.finish()
+    net.core("3").step(AppendRequest(9, "2", "3", 0, 0, (), 0))  # any higher term
+    node3 = net.nodes["3"]
+    assert node3.begin()
+    assert node3.pending is not None and not node3.pending.commit_only

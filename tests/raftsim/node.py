@@ -171,7 +171,9 @@ class SimNode:
         if rd.entries:
             self.checker.persisting(self.id, d.term_at(rd.entries[0].index - 1), rd.entries)
         d.write_entries(rd.entries)
-        if rd.hard_state is not None:
+        if rd.hard_state is not None and (rd.entries or not rd.commit_only):
+            # As the node does: a change of the commit index alone is not
+            # written (a restart learns it again), so restarts see older ones.
             self.checker.hard_state(self.id, d.hard_state, rd.hard_state)
             d.hard_state = rd.hard_state
         msgs = rd.messages

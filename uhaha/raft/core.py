@@ -260,7 +260,9 @@ class RaftCore(FollowerMixin, LeaderMixin):
             self.flush_leader()
         rd = Ready()
         if self._hard_changed():
-            rd.hard_state = self.hard_state()
+            hs = rd.hard_state = self.hard_state()
+            prev = self._prev_hard
+            rd.commit_only = hs.term == prev.term and hs.vote == prev.vote
         if self._soft_changed():
             rd.soft_state = self.soft_state()
         rd.entries = self.log.unstable()

@@ -66,6 +66,11 @@ class Ready:
     committed: list[Entry] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     dropped_reads: list[bytes] = field(default_factory=list)
+    commit_only: bool = False
+    """``hard_state`` differs from the last one only in ``commit``. Nothing
+    depends on the commit index being durable (after a restart a lower one is
+    learned again from the leader), so the driver may skip writing such a
+    hard state on its own, as etcd does: no sync, no storage round trip."""
 
     @property
     def empty(self) -> bool:
@@ -79,7 +84,12 @@ class Ready:
     @property
     def must_sync(self) -> bool:
         """Whether step 2 must reach stable storage before step 3."""
-        return bool(self.entries or self.hard_state or self.snapshot or self.snapshot_chunks)
+        return bool(
+            self.entries
+            or (self.hard_state and not self.commit_only)
+            or self.snapshot
+            or self.snapshot_chunks
+        )
 
 
 @dataclass(slots=True)
