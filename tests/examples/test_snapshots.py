@@ -93,9 +93,10 @@ def test_restore_from_a_snapshot_read_over_resp(tmp_path: Path) -> None:
         first = c.start(1, extra=FLAGS)
         writes(first, 0, 300)
         first.call("SET", "expiring", "soon", "EX", "3600")
+        # Before the snapshot: the machine time it holds is at least this.
+        machine = first.call("MACHINE")
         snap_id = first.call("RAFT", "SNAPSHOT", "NOW")
         before = dump(first)
-        machine = first.call("MACHINE")
         with redis.Redis(port=first.port, protocol=2) as raw:  # bytes, not text
             data = raw.execute_command("RAFT", "SNAPSHOT", "READ", snap_id)
         assert data[:2] == b"\x1f\x8b"  # gzip
