@@ -69,6 +69,8 @@ class Http2Server:
                 # it already dropped (a KeyError, seen when peers restart): the
                 # connection is gone either way; no "never retrieved" traceback.
                 log.debug("HTTP/2 connection ended by an error: %r", exc)
+            if not transport.is_closing():  # Hypercorn's error path may not close it
+                transport.abort()
             on_close()
 
         task.add_done_callback(done)
