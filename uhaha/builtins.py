@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ClusterDown, CommandError, Moved, OutcomeUnknownError, syntax_error, wrong_args
+from .errors import (
+    ClusterDown,
+    CommandError,
+    Moved,
+    NotRunning,
+    OutcomeUnknownError,
+    syntax_error,
+    wrong_args,
+)
 from .node import Node, NotLeaderError, OutcomeUnknown, ProposalFailed
 from .raft import ConfChange, ConfChangeOp
 from .storage import SnapshotInfo, SnapshotNotFoundError, StorageError
@@ -85,7 +93,11 @@ class Builtins:
     # --- helpers ---------------------------------------------------------------
 
     def moved(self) -> CommandError:
-        leader = self.node.leader_address()
+        """Where to go instead: MOVED to the leader, or CLUSTERDOWN without one."""
+        try:
+            leader = self.node.leader_address()
+        except ProposalFailed as e:  # starting or stopping: not a server error
+            return NotRunning(str(e))
         if not leader:
             return ClusterDown()
         return Moved(leader, self.try_errors)

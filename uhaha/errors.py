@@ -11,6 +11,7 @@ __all__ = [
     "ClusterDown",
     "CommandError",
     "Moved",
+    "NotRunning",
     "OutcomeUnknownError",
     "syntax_error",
     "unknown_command",
@@ -51,6 +52,12 @@ class ClusterDown(CommandError):
 
     def __init__(self) -> None:
         super().__init__("CLUSTERDOWN The cluster is down")
+
+
+class NotRunning(CommandError):
+    """The node is starting or stopping: try again, or another member (503)."""
+
+    status = 503
 
 
 class OutcomeUnknownError(CommandError):
