@@ -21,13 +21,15 @@ import hmac
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
 
-from .cli import Options
 from .frontdoor import StartupError
 
-__all__ = ["AuthFailures", "client_context", "require_bearer", "server_context"]
+if TYPE_CHECKING:  # the command line imports the limits, which import the HTTP API
+    from .cli import Options
+
+__all__ = ["AuthFailures", "bearer_checker", "client_context", "require_bearer", "server_context"]
 
 log = logging.getLogger("uhaha.security")
 
@@ -108,17 +110,18 @@ class AuthFailures:
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 
 
-def require_bearer(
-    app: ASGIApp, secret: str, on_failure: Callable[[str], None] | None = None
-) -> ASGIApp:
-    """``app`` behind ``Authorization: Bearer <secret>`` (401 JSON otherwise;
-    a WebSocket is closed with code 1008, policy violation)."""
+def bearer_checker(
+    secret: str, on_failure: Callable[[str], None] | None = None
+) -> Callable[[Mapping[str, Any]], bool]:
+    """``check(scope)``: whether an HTTP request (its ASGI scope) carries
+    ``Authorization: Bearer <secret>``, compared in constant time; always true
+    without a secret. A wrong secret (not a missing one) is reported to
+    ``on_failure(remote)``. Every HTTP route of a node checks through this."""
     expected = secret.encode()
 
-    async def guarded(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await app(scope, receive, send)
-            return
+    def check(scope: Mapping[str, Any]) -> bool:
+        if not expected:
+            return True
         header = b""
         for key, value in scope.get("headers", ()):
             if key == b"authorization":
@@ -126,11 +129,26 @@ def require_bearer(
                 break
         scheme, _, token = header.partition(b" ")
         if scheme.lower() == b"bearer" and hmac.compare_digest(token, expected):
-            await app(scope, receive, send)
-            return
+            return True
         if header and on_failure is not None:
             client = scope.get("client")
             on_failure(f"{client[0]}:{client[1]}" if client else "?")
+        return False
+
+    return check
+
+
+def require_bearer(
+    app: ASGIApp, secret: str, on_failure: Callable[[str], None] | None = None
+) -> ASGIApp:
+    """``app`` behind ``Authorization: Bearer <secret>`` (401 JSON otherwise;
+    a WebSocket is closed with code 1008, policy violation)."""
+    authorized = bearer_checker(secret, on_failure)
+
+    async def guarded(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or authorized(scope):
+            await app(scope, receive, send)
+            return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return

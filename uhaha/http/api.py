@@ -24,7 +24,6 @@ With ``--auth``, every other route needs ``Authorization: Bearer <secret>``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import inspect
 import json
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from ..builtins import snapshot_json
 from ..dispatch import Dispatcher
 from ..errors import CommandError, Moved
 from ..node import Node, ProposalFailed
+from ..security import bearer_checker
 from ..storage import SnapshotNotFoundError
 
 __all__ = ["MAX_BODY", "METRICS_TYPE", "api_routes", "jsonable"]
@@ -121,19 +121,10 @@ def api_routes(
     """The API's routes. ``on_auth_failure(remote)`` hears of each wrong secret.
     ``metrics`` renders ``GET /metrics`` (Prometheus text, behind the secret like
     ``/status``); ``openapi`` gives the document ``GET /openapi.json`` serves (open)."""
-    secret = auth.encode()
+    check = bearer_checker(auth, on_auth_failure)
 
     def authorized(request: Request) -> bool:
-        if not secret:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), secret):
-            return True
-        if header and on_auth_failure is not None:  # a secret was tried, and it was wrong
-            client = request.client
-            on_auth_failure(f"{client.host}:{client.port}" if client else "?")
-        return False
+        return check(request.scope)
 
     def guarded(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import inspect
 import json
 import logging
@@ -53,6 +52,7 @@ from ..dispatch import Dispatcher
 from ..errors import CommandError, Moved
 from ..node import Node, NotLeaderError, OutcomeUnknown, ProposalFailed
 from ..raft import Member
+from ..security import bearer_checker
 from ..storage import StorageError
 from .api import jsonable
 
@@ -377,21 +377,14 @@ def ui_routes(
     on the page (the application's name and version). ``on_auth_failure``
     hears the remote address of each wrong secret.
     """
-    secret = auth.encode()
     collector = _Collector(node, auth, ssl, requests, title)
     files = _files()
 
+    check = bearer_checker(auth, on_auth_failure)
+
     def authorize(request: Request) -> None:
-        if not secret:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), secret):
-            return
-        if header and on_auth_failure is not None:
-            client = request.client
-            on_auth_failure(f"{client.host}:{client.port}" if client else "?")
-        raise _Unauthorized
+        if not check(request.scope):
+            raise _Unauthorized
 
     def member_addresses() -> set[str]:
         try:
