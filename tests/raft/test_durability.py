@@ -187,7 +187,10 @@ def test_a_commit_index_change_alone_needs_no_sync() -> None:
         if isinstance(m, AppendResponse):
             net.core("1").step(m)
     assert net.core("1").log.committed == index
-    net.run("1")  # tells the followers the new commit index
+    net.run("1")
+    assert not net.queue  # no message of its own for a new commit index...
+    net.core("1").tick()  # ...the next tick (or append) carries it
+    net.run("1")
     told = [m for m in net.take() if m.to == "2"]
     assert told
     follower = net.nodes["2"]

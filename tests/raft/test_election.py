@@ -59,6 +59,7 @@ def test_5_4_1_candidate_with_stale_log_cannot_win() -> None:
     net.isolate("3")
     net.propose("1", b"a")
     net.propose("1", b"b")
+    net.tell_commit("1")
     assert net.nodes["2"].values == [b"a", b"b"]  # committed on 1 and 2
     net.crash("1")
     net.heal()
@@ -74,6 +75,7 @@ def test_5_4_1_candidate_with_stale_log_cannot_win() -> None:
     net.elect("2")  # the up-to-date server wins, with 3's vote
     assert net.sent(VoteResponse, frm="3", to="2")[-1].granted
     net.propose("2", b"c")
+    net.tell_commit("2")
     assert net.nodes["3"].values == [b"a", b"b", b"c"]
 
 
@@ -176,6 +178,7 @@ def test_thesis_9_6_prevote_rejoining_node_does_not_disrupt() -> None:
     assert net.core("3").lead == "1"
     assert not [m for m in net.delivered if isinstance(m, VoteRequest) and not m.pre]
     net.propose("1", b"x")
+    net.tell_commit("1")
     assert net.nodes["3"].values == [b"x"]
 
 

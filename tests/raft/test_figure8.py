@@ -98,6 +98,7 @@ def test_5_4_2_figure_8_c_to_d_old_term_entry_on_a_majority_is_not_committed() -
     assert granted == {"2", "3", "4"}
 
     net.stabilize()  # (d): S5 replicates its log
+    net.tell_commit("5")
     for nid in ("2", "3", "4", "5"):
         assert _terms(net, nid) == [1, 3, 5]
         assert net.core(nid).log.committed == 3
@@ -133,6 +134,7 @@ def test_5_4_2_figure_8_c_to_e_current_term_entry_commits_older_ones() -> None:
 
     net.elect("2")
     net.stabilize()
+    net.tell_commit("2")
     for nid in ("2", "3", "4", "5"):
         assert _terms(net, nid)[:3] == [1, 2, 4]
         assert net.core(nid).log.committed >= 3

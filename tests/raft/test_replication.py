@@ -129,8 +129,9 @@ def test_5_3_reordered_append_from_the_leader_keeps_newer_entries() -> None:
     assert isinstance(reply, AppendResponse)
     assert (reply.reject, reply.index) == (False, 3)
     net.stabilize()
-    net.tick("1")
+    net.tick("1")  # the heartbeat's reply makes 1 resend; 2 acknowledges index 5
     net.stabilize()
+    net.tell_commit("1")
     assert net.nodes["2"].values == [b"a", b"b", b"c"]
 
 
@@ -199,6 +200,7 @@ def test_5_3_batching_proposals_between_readies_share_one_append() -> None:
     assert sorted(m.to for m in appends) == ["2", "3"]
     assert all(len(m.entries) == 50 for m in appends)
     net.stabilize()
+    net.tell_commit("1")
     assert net.nodes["3"].applied == net.core("1").log.last_index()
 
 
@@ -219,6 +221,7 @@ def test_5_3_batching_is_bounded_by_max_msg_bytes() -> None:
     sizes = [s for s in sizes if s]
     assert len(sizes) == 5
     assert max(sizes) <= limit
+    net.tell_commit("1")
     assert net.nodes["2"].values == [b"v%02d" % n for n in range(50)]
 
 
@@ -237,6 +240,7 @@ def test_5_3_pipelining_bounded_by_max_inflight() -> None:
     assert len(pr.inflight) == 3
     assert pr.is_paused()
     net.stabilize()
+    net.tell_commit("1")
     assert net.nodes["2"].values == [b"p%d" % n for n in range(10)]
     assert not pr.inflight
 
@@ -340,3 +344,37 @@ def test_a_leader_deposed_before_its_broadcast_leaves_nothing_pending() -> None:
         assert not rd.empty
         old.advance(rd)
     assert not old.has_ready()
+
+
+def test_a_new_commit_index_rides_on_the_next_append_or_tick() -> None:
+    """A lone write costs one round of messages: an append to each follower and
+    its reply. The commit index it reaches has no message of its own (as in
+    hashicorp/raft); the next append carries it, or, if no write follows, the
+    leader's next tick. Followers apply no later than that."""
+    net = Net(["1", "2", "3"])
+    net.elect("1")
+    net.tell_commit("1")
+    mark = len(net.delivered)
+    first, _ = net.propose("1", b"a")
+    kinds = sorted((type(m).__name__, m.frm, m.to) for m in net.delivered[mark:])
+    assert kinds == [
+        ("AppendRequest", "1", "2"),
+        ("AppendRequest", "1", "3"),
+        ("AppendResponse", "2", "1"),
+        ("AppendResponse", "3", "1"),
+    ]
+    assert net.core("1").log.committed == first
+    assert net.core("2").log.committed < first  # not told yet
+    assert net.nodes["2"].values == []
+
+    second, _ = net.propose("1", b"b")
+    assert net.core("2").log.committed == first  # the next append carried it
+    assert net.nodes["2"].values == [b"a"]
+
+    net.tell_commit("1")
+    assert net.core("2").log.committed == net.core("3").log.committed == second
+    assert net.nodes["3"].values == [b"a", b"b"]
+    mark = len(net.delivered)
+    net.core("1").heartbeat_elapsed = 0  # the next tick is not a heartbeat's
+    net.tell_commit("1")
+    assert not net.sent(AppendRequest, since=mark)  # nothing is owed any more

@@ -59,6 +59,7 @@ def test_thesis_3_10_target_catches_up_then_wins_at_once() -> None:
     assert requests
     assert all(m.transfer and not m.pre for m in requests)
     net.propose("3", b"after")
+    net.tell_commit("3")
     assert net.nodes["1"].values == [*(b"t%d" % n for n in range(5)), b"after"]
 
 
@@ -93,6 +94,7 @@ def test_thesis_3_10_transfer_to_unresponsive_target_is_abandoned() -> None:
     net.tick("1")
     net.stabilize()
     net.propose("1", b"resumed")
+    net.tell_commit("1")
     assert net.core("1").role is Role.LEADER
     assert net.core("1").term == term
     assert net.nodes["2"].values == [b"resumed"]

@@ -180,6 +180,13 @@ class Net:
         self.stabilize()
         return out
 
+    def tell_commit(self, nid: str) -> None:
+        """One tick of leader ``nid``, then quiet: a new commit index has no
+        message of its own, so when no append follows, the leader's next tick
+        is what lets its followers apply."""
+        self.tick(nid)
+        self.stabilize()
+
     # --- helpers for scripted scenarios ---------------------------------------------
 
     def pump(

@@ -467,7 +467,7 @@ class RaftCore(FollowerMixin, LeaderMixin):
         self.transferee = ""
         # A leader's unsent broadcast dies with its role: left set, has_ready()
         # would stay true with nothing to hand out (a driver's busy loop).
-        self._broadcast = self._commit_dirty = False
+        self._broadcast = False
         # Reads forwarded to a leader die with its term or our change of role:
         # a late answer could come from a leader that was already deposed.
         self._dropped_reads.extend(sorted(self._forwarded))

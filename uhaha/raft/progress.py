@@ -27,6 +27,7 @@ class Mode(enum.Enum):
 
 class Progress:
     __slots__ = (
+        "commit_sent",
         "inflight",
         "match",
         "max_inflight",
@@ -50,6 +51,8 @@ class Progress:
         self.recent_active = True
         self.read_seq = 0
         """Highest read-confirmation round this follower acknowledged."""
+        self.commit_sent = 0
+        """The highest commit index a message told this follower it can apply."""
         self.snap_index = 0
         self.snap_offset = 0
         """Bytes of the snapshot the follower has durably received."""

@@ -62,8 +62,6 @@ class LeaderMixin:
 
         read_snapshot: Callable[[SnapshotMeta, int, int], bytes]
 
-    _commit_dirty = False
-
     # --- appending and commitment ----------------------------------------------
 
     def append_local(self, entries: list[Entry]) -> None:
@@ -101,7 +99,9 @@ class LeaderMixin:
         if q <= lg.committed or lg.term(q) != self.term:
             return False
         lg.commit_to(q)
-        self._commit_dirty = True
+        # Followers are not told at once: the next append or tick carries the
+        # new commit index (see tick_leader), so a lone write costs one round
+        # of messages, not two.
         self.reads.committed_in_term(lg.committed)
         if not self.config.is_voter(self.id) and self.confs.index <= lg.committed:
             self._step_down_removed()
@@ -133,19 +133,18 @@ class LeaderMixin:
         """Coalesce what happened since the last Ready into as few messages as
         possible: one append per follower for all new proposals, and one
         heartbeat round for all reads that arrived."""
-        if self._broadcast or self._commit_dirty:
-            empty_ok = self._commit_dirty
-            self._broadcast = self._commit_dirty = False
+        if self._broadcast:
+            self._broadcast = False
             for peer in self.progress:
                 if peer != self.id:
-                    self.send_append(peer, send_if_empty=empty_ok)
+                    self.send_append(peer, send_if_empty=False)
         seq = self.reads.start_round()
         if seq is not None:
             self.broadcast_heartbeat(seq)
             self._release_reads()
 
     def read_round_pending(self) -> bool:
-        return self._commit_dirty or self.reads.round_needed()
+        return self.reads.round_needed()
 
     def send_append(self, to: str, send_if_empty: bool = True) -> bool:
         """Send the next batch of entries to ``to``; True if entries were sent."""
@@ -162,10 +161,13 @@ class LeaderMixin:
         entries = lg.slice(pr.next, last + 1, self.cfg.max_msg_bytes) if pr.next <= last else []
         if not entries and not send_if_empty:
             return False
-        self.send(
-            AppendRequest(self.term, self.id, to, prev, prev_term, tuple(entries), lg.committed)
-        )
-        pr.sent(entries[-1].index if entries else 0)
+        committed = lg.committed
+        self.send(AppendRequest(self.term, self.id, to, prev, prev_term, tuple(entries), committed))
+        last_sent = entries[-1].index if entries else 0
+        # The follower may apply up to min(commit, last index of the message).
+        told = min(committed, last_sent or prev)
+        pr.commit_sent = max(pr.commit_sent, told)
+        pr.sent(last_sent)
         return bool(entries)
 
     def broadcast_heartbeat(self, seq: int) -> None:
@@ -174,7 +176,19 @@ class LeaderMixin:
             if peer != self.id:
                 # Never claim a commit index beyond what the follower is known
                 # to share with us: its log may diverge after ``match``.
-                self.send(Heartbeat(self.term, self.id, peer, min(pr.match, committed), seq))
+                told = min(pr.match, committed)
+                self.send(Heartbeat(self.term, self.id, peer, told, seq))
+                pr.commit_sent = max(pr.commit_sent, told)
+
+    def _send_owed_commits(self) -> None:
+        """Tell followers a commit index that no message has carried yet (the
+        writes stopped after it advanced), so their state machines catch up
+        within a tick."""
+        committed = self.log.committed
+        for peer, pr in self.progress.items():
+            owed = pr.commit_sent < min(pr.match, committed)
+            if owed and peer != self.id and pr.mode is not Mode.SNAPSHOT:
+                self.send_append(peer, send_if_empty=True)
 
     # --- snapshots ----------------------------------------------------------------
 
@@ -226,6 +240,8 @@ class LeaderMixin:
         if self.heartbeat_elapsed >= self.cfg.heartbeat_tick:
             self.heartbeat_elapsed = 0
             self.broadcast_heartbeat(self.reads.seq)
+        else:
+            self._send_owed_commits()
 
     def _quorum_active(self) -> bool:
         active = 0
