@@ -20,6 +20,7 @@ Prometheus. The metric names are listed in :data:`FAMILIES`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
@@ -322,6 +323,15 @@ class _TimedTransport:
         return getattr(self.inner, name)
 
 
+def _loop_name() -> str:
+    """``uvloop`` or ``asyncio``: whose event loop runs this node."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return ""
+    return type(loop).__module__.partition(".")[0]
+
+
 class _NodeCollector(Collector):
     """Reads the node's state at scrape time."""
 
@@ -335,11 +345,11 @@ class _NodeCollector(Collector):
         m = self._m
         info = GaugeMetricFamily(
             "uhaha_info",
-            "The application and node this is (always 1).",
-            labels=["app", "version", "id"],
+            "The application and node this is, and its event loop (always 1).",
+            labels=["app", "version", "id", "loop"],
         )
         node = m.node
-        info.add_metric([m.app, m.version, node.id if node is not None else ""], 1)
+        info.add_metric([m.app, m.version, node.id if node is not None else "", _loop_name()], 1)
         yield info
         yield from _connections(m.door, m.tls)
         try:

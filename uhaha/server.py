@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import ssl as ssl_module
@@ -477,6 +478,19 @@ def print_error(message: str) -> None:
     print(error_line(_prog, message), file=sys.stderr)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (it is a dependency on CPython
+    for Linux and macOS), else asyncio's; ``UHAHA_LOOP=asyncio`` picks
+    asyncio's anyway."""
+    if os.environ.get("UHAHA_LOOP", "") == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run(opts: Options, *, app: App | None = None, prog: str = "uhaha") -> int:
     """Run a node until SIGINT/SIGTERM; returns the process exit status."""
     global _prog
@@ -484,6 +498,7 @@ def run(opts: Options, *, app: App | None = None, prog: str = "uhaha") -> int:
     proc = NodeProcess(opts, app)
     setup_logging(opts.log_level, proc.role, fmt=opts.log_format)
     try:
-        return asyncio.run(_serve(proc))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(_serve(proc))
     except KeyboardInterrupt:
         return 130

@@ -13,8 +13,9 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import uhaha
 from tests.app.inproc import serve
-from tests.cluster.harness import Proc, wait_for
+from tests.cluster.harness import Proc, ProcCluster, wait_for
 from tests.http.nodes import SECRET, Cluster, client, kvdb_cluster
 from uhaha import App, Machine
 from uhaha.metrics import FAMILIES, NodeMetrics
@@ -71,7 +72,9 @@ def test_metrics_need_the_secret_and_are_prometheus_text(cluster: Cluster) -> No
     assert types["uhaha_raft_term"] == "gauge"
     assert {"process_cpu_seconds", "python_gc_objects_collected", "python_info"} <= set(types)
     assert value(samples, "uhaha_up") == 1
-    assert value(samples, "uhaha_info", app="kvdb", version="1.0.0", id=cluster.leader.node_id)
+    # A node started from the command line runs on uvloop (a dependency).
+    info = {"app": "kvdb", "version": "1.0.0", "id": cluster.leader.node_id, "loop": "uvloop"}
+    assert value(samples, "uhaha_info", **info) == 1
     assert value(samples, "uhaha_raft_state", state="leader") == 1
     assert value(samples, "uhaha_raft_state", state="follower") == 0
     assert value(samples, "uhaha_raft_members") == value(samples, "uhaha_raft_voters") == 3
@@ -171,6 +174,31 @@ def counter_app(name: str) -> App:
     return app
 
 
+def test_uhaha_loop_asyncio_picks_asyncios_event_loop(tmp_path: Path) -> None:
+    c = ProcCluster(tmp_path)
+    try:
+        node = c.add("1", start=False)
+        node.extra_env["UHAHA_LOOP"] = "asyncio"
+        node.start()
+        c.wait_leader([node])
+        with httpx.Client(base_url=f"http://{node.address}", timeout=10) as http:
+            _, samples = parse(http.get("/metrics").text)
+        assert (
+            value(
+                samples,
+                "uhaha_info",
+                app="uhaha",
+                version=uhaha.__version__,
+                id="1",
+                loop="asyncio",
+            )
+            == 1
+        )
+    finally:
+        print(c.logs())
+        c.close()
+
+
 async def test_nodes_in_one_process_have_registries_of_their_own(tmp_path: Path) -> None:
     default = {f.name for f in prometheus_client.REGISTRY.collect()}
     async with (
@@ -182,8 +210,9 @@ async def test_nodes_in_one_process_have_registries_of_their_own(tmp_path: Path)
             assert (await http.post(f"http://{a}/cmd/incr")).status_code == 200
         _, one = parse((await http.get(f"http://{a}/metrics")).text)
         _, two = parse((await http.get(f"http://{b}/metrics")).text)
-    assert value(one, "uhaha_info", app="one", version="0.0.0", id="1") == 1
-    assert value(two, "uhaha_info", app="two", version="0.0.0", id="1") == 1
+    # Started inside a program, a node runs on that program's loop.
+    assert value(one, "uhaha_info", app="one", version="0.0.0", id="1", loop="asyncio") == 1
+    assert value(two, "uhaha_info", app="two", version="0.0.0", id="1", loop="asyncio") == 1
     assert value(one, "uhaha_apply_seconds_count") >= value(two, "uhaha_apply_seconds_count") + 3
     assert {f.name for f in prometheus_client.REGISTRY.collect()} == default
     assert not any(name.startswith("uhaha") for name in default)
