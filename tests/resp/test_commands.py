@@ -140,15 +140,23 @@ async def test_a_failing_auth_callback_is_an_error_reply(start_resp: Start) -> N
 
 
 async def test_config_get_is_answered_harmlessly(resp: Running) -> None:
-    """redis-benchmark asks CONFIG GET save/appendonly on connect: answer empty."""
+    """redis-benchmark asks CONFIG GET save and appendonly when it starts: the
+    two persistence settings are answered (read-only), everything else is not
+    there."""
     reader, writer = await resp.connect()
     writer.write(
         command("CONFIG", "GET", "save")
+        + command("CONFIG", "GET", "APPENDONLY")
+        + command("CONFIG", "GET", "*")
+        + command("CONFIG", "GET", "maxmemory", "a*")
         + command("CONFIG", "GET")
         + command("CONFIG", "SET", "save", "")
     )
-    replies = await read_replies(reader, 3)
-    assert replies[0] == []
-    assert replies[1] == Error("ERR wrong number of arguments for 'config|get' command")
-    assert replies[2] == Error("ERR CONFIG is not supported: uhaha is configured with flags")
+    replies = await read_replies(reader, 6)
+    assert replies[0] == [b"save", b""]
+    assert replies[1] == [b"appendonly", b"yes"]
+    assert replies[2] == [b"save", b"", b"appendonly", b"yes"]
+    assert replies[3] == [b"appendonly", b"yes"]
+    assert replies[4] == Error("ERR wrong number of arguments for 'config|get' command")
+    assert replies[5] == Error("ERR CONFIG is not supported: uhaha is configured with flags")
     writer.close()

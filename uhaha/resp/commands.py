@@ -8,6 +8,7 @@ Replies and error texts follow Redis, which clients recognize.
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -191,15 +192,29 @@ def select(session: Session, conn: Connection, args: list[bytes]) -> Reply:
     return OK if index == 0 else Error("ERR DB index is out of range")
 
 
+#: What CONFIG GET reports: Redis's two persistence settings, read-only, as
+#: they hold for uhaha (no save points; every write is in a log synced before
+#: it is acknowledged). redis-benchmark asks for both when it starts.
+CONFIG = {b"save": b"", b"appendonly": b"yes"}
+
+
 def config(session: Session, conn: Connection, args: list[bytes]) -> Reply:
-    """CONFIG GET pattern ...: no Redis settings here, so an empty answer
-    (redis-benchmark asks for ``save`` and ``appendonly`` when it connects)."""
+    """CONFIG GET pattern ...: the settings in :data:`CONFIG` whose name
+    matches a pattern (a glob, case-insensitive, as in Redis)."""
     if len(args) < 2:
         return _arity("config")
     if args[1].upper() == b"GET":
         if len(args) < 3:
             return _arity("config|get")
-        return {} if conn.protocol == 3 else []
+        patterns = [a.decode("latin-1").lower() for a in args[2:]]
+        found = {
+            name: value
+            for name, value in CONFIG.items()
+            if any(fnmatch.fnmatchcase(name.decode(), p) for p in patterns)
+        }
+        if conn.protocol == 3:
+            return dict(found)
+        return [x for pair in found.items() for x in pair]
     return Error("ERR CONFIG is not supported: uhaha is configured with flags")
 
 
