@@ -61,11 +61,14 @@ def test_auth_from_environment_or_file(tmp_path: Path) -> None:
         (["--bogus"], "unknown flag"),
         (["-a"], "needs a value"),
         (["-a", "nonsense"], "invalid address"),
-        (["-a", ":99999"], "invalid port"),
+        (["-a", ":99999"], "the port must be 1 to 65535"),
+        (["-a", "127.0.0.1:\u00b2"], "invalid address"),  # a digit to isdigit(), not to int()
+        (["--advertise", "[::1]:0"], "the port must be 1 to 65535"),
         (["-l", "loud"], "invalid log level"),
         (["--log-format", "xml"], "invalid log format"),
         (["--backend", "redis"], "invalid backend"),
         (["-n", "../x"], "invalid node id"),
+        (["-n", "a:b"], "invalid node id"),  # a name the data directory would refuse
         (["--restore", "f.snap", "-j", ":11001"], "cannot be used with -j"),
         (["--tls-cert", "c.pem"], "go together"),
         (["--auth", "@/nonexistent/secret"], "cannot read the auth secret"),

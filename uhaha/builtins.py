@@ -24,6 +24,7 @@ from .errors import (
     syntax_error,
     wrong_args,
 )
+from .names import check_name, split_address
 from .node import Node, NotLeaderError, OutcomeUnknown, ProposalFailed
 from .raft import ConfChange, ConfChangeOp
 from .storage import SnapshotInfo, SnapshotNotFoundError, StorageError
@@ -355,10 +356,10 @@ class Builtins:
 
 
 def _check_member(node_id: str, address: str) -> None:
-    """A new member's id and address as the command line would accept them:
+    """A new member's id and address as its own command line would need them:
     a bad one would reach every server's log and peer table."""
-    if not node_id or node_id in (".", "..") or any(c in node_id for c in "/\\\t\n\r "):
-        raise CommandError(f"ERR invalid node id {node_id!r}")
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CommandError(f"ERR invalid address {address!r}: expected host:port")
+    try:
+        check_name("node id", node_id)
+        split_address(address, default_host=None)
+    except ValueError as e:
+        raise CommandError(f"ERR {e}") from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .limits import parse_limits
+from .names import check_name, split_address
 
 __all__ = ["Options", "UsageError", "parse_address", "parse_args", "usage"]
 
@@ -166,14 +167,10 @@ LOG_FORMATS = ("text", "json")
 
 def parse_address(text: str) -> tuple[str, int]:
     """``host:port``, ``:port`` (the local loopback), or ``[v6]:port``."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise UsageError(f"invalid address {text!r}: expected host:port")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise UsageError(f"invalid port in address {text!r}")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, port
+    try:
+        return split_address(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Options:
@@ -220,16 +217,10 @@ def parse_args(argv: list[str], env: dict[str, str] | None = None) -> Options:
 def _validate(opts: Options, env: dict[str, str]) -> None:
     if opts.show_help or opts.show_version:
         return
-    if (
-        not opts.node_id
-        or any(c in opts.node_id for c in "/\\\t\n\r ")
-        or opts.node_id
-        in (
-            ".",
-            "..",
-        )
-    ):
-        raise UsageError(f"invalid node id {opts.node_id!r}")
+    try:
+        check_name("node id", opts.node_id)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if opts.log_level not in LOG_LEVELS:
         raise UsageError(f"invalid log level {opts.log_level!r}: one of {', '.join(LOG_LEVELS)}")
     if opts.log_format not in LOG_FORMATS:

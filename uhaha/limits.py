@@ -16,13 +16,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .frontdoor.config import Limits as DoorLimits
-from .http.api import BODY_TIMEOUT, MAX_BODY
 from .resp.parser import ParserLimits
 from .resp.server import DEFAULT_MAX_PENDING, DEFAULT_REQUEST_TIMEOUT
 
-__all__ = ["LIMITS", "NodeLimits", "parse_limits"]
+__all__ = ["BODY_TIMEOUT", "LIMITS", "MAX_BODY", "NodeLimits", "parse_limits"]
 
-_DEFAULT_HTTP_BODY = MAX_BODY
+MAX_BODY = 64 << 20
+"""Largest HTTP request body accepted (bytes)."""
+
+BODY_TIMEOUT = 60.0
+"""Seconds an HTTP request body may take from its first byte to its last."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class NodeLimits:
     door: DoorLimits = field(default_factory=DoorLimits)
     parser: ParserLimits = field(default_factory=ParserLimits)
     max_pending: int = DEFAULT_MAX_PENDING
-    http_body: int = _DEFAULT_HTTP_BODY
+    http_body: int = MAX_BODY
     http_body_timeout: float = BODY_TIMEOUT
     resp_request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 

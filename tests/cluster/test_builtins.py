@@ -60,6 +60,8 @@ def test_errors_are_uhahas(cluster: ProcCluster) -> None:
         ("9", ":11009", "invalid address"),
         ("../9", "127.0.0.1:11009", "invalid node id"),
         ("a b", "127.0.0.1:11009", "invalid node id"),
+        ("a:b", "127.0.0.1:11009", "invalid node id"),  # it could not start with that id
+        ("9", "host:\u00b2", "invalid address"),
     ):
         with pytest.raises(redis.ResponseError, match=why):
             leader.call("RAFT", "SERVER", "ADD", node_id, address)

@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 from ..builtins import snapshot_json
 from ..dispatch import Dispatcher
 from ..errors import CommandError, Moved
+from ..limits import BODY_TIMEOUT, MAX_BODY
 from ..node import Node, ProposalFailed
 from ..security import bearer_checker
 from ..storage import SnapshotNotFoundError
@@ -45,12 +46,6 @@ __all__ = ["MAX_BODY", "METRICS_TYPE", "api_routes", "jsonable"]
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The media type of ``GET /metrics`` (the Prometheus text format)."""
-
-MAX_BODY = 64 << 20
-"""Largest request body accepted (bytes)."""
-
-BODY_TIMEOUT = 60.0
-"""Seconds a request body may take from its first byte to its last."""
 
 
 def jsonable(value: Any) -> Any:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 from pathlib import Path
 from types import TracebackType
 
+from ..names import check_name
 from .base import StorageError
 from .errors import from_os_error
 
@@ -24,15 +24,14 @@ __all__ = ["DataDir"]
 DB_FILE = "raft.db"
 SNAPSHOT_DIR = "snapshots"
 LOCK_FILE = "LOCK"
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def _check_name(kind: str, name: str) -> None:
     # Node ids and app names become path components: no separators, no "..".
-    if not _NAME.fullmatch(name):
-        raise StorageError(
-            f"invalid {kind} {name!r}: use letters, digits, '_', '-' and '.' (not first)"
-        )
+    try:
+        check_name(kind, name)
+    except ValueError as e:
+        raise StorageError(str(e)) from None
 
 
 def _make_dirs(path: Path) -> None:
