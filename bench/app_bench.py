@@ -50,7 +50,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -612,11 +614,131 @@ def tree_state(tree: Path) -> str:
 # --- main -----------------------------------------------------------------------------------
 
 
+# The load options' defaults: app_bench's, and compare.py's full (not --quick) run.
+LOAD_DEFAULTS: dict[str, int | float] = {
+    "requests": 20000,
+    "pipelined_requests": 200000,
+    "c1_requests": 2000,
+    "http_seconds": 8.0,
+}
+
+
+def add_load_args(ap: argparse.ArgumentParser, *, defaults_later: bool = False) -> None:
+    """The client loads' options: --requests, --pipelined-requests, --c1-requests,
+    --http-seconds, --http-cap. With ``defaults_later`` the first four default to None and
+    their help names the :data:`LOAD_DEFAULTS` value (the caller picks a default per mode)."""
+    helps = {
+        "requests": "-n of the -c 50 runs",
+        "pipelined_requests": "-n with -P 16",
+        "c1_requests": "-n of the -c 1 runs",
+        "http_seconds": "wrk -d",
+    }
+    for name, help_text in helps.items():
+        default = LOAD_DEFAULTS[name]
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(default),
+            default=None if defaults_later else default,
+            help=f"{help_text} ({str(default).removesuffix('.0')})"
+            if defaults_later
+            else help_text,
+        )
+    ap.add_argument("--http-cap", type=int, default=1_000_000, help="wrk request cap per run")
+
+
+def add_quiet_args(ap: argparse.ArgumentParser, *, per: str) -> None:
+    """--quiet-wait, --quiet-limit, and --budget (minutes per ``per``, an app or example)."""
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each run, wait up to this many seconds for other processes to go quiet",
+    )
+    ap.add_argument(
+        "--quiet-limit",
+        type=float,
+        default=15.0,
+        help="'quiet': other processes use less than this percent of one core",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=0.0,
+        help=f"minutes per {per} after which no new run starts (0: no limit)",
+    )
+
+
+def use_tree(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Resolve ``--tree`` and have the nodes import uhaha from it (PYTHONPATH comes before
+    the editable install); an error if it holds no uhaha package."""
+    if args.tree is not None:
+        args.tree = args.tree.resolve()
+        if not (args.tree / "uhaha" / "__init__.py").exists():
+            ap.error(f"--tree {args.tree}: no uhaha package there")
+        os.environ["PYTHONPATH"] = str(args.tree)
+
+
+def example_program(app: str, args: argparse.Namespace) -> list[str]:
+    """The command line of an example's node, from ``--tree`` or this repository."""
+    tree: Path = args.tree or ROOT
+    return [sys.executable, str(tree / "examples" / f"{app}.py")]
+
+
 def app_cluster(app: str, args: argparse.Namespace, workdir: Path) -> ProcCluster:
     appdir = workdir / app
     appdir.mkdir(parents=True, exist_ok=True)
-    tree = args.tree or ROOT
-    return ProcCluster(appdir, program=[sys.executable, str(tree / "examples" / f"{app}.py")])
+    return ProcCluster(appdir, program=example_program(app, args))
+
+
+def bench_in_cluster(
+    app: str,
+    cluster: ProcCluster,
+    cases: list[Case],
+    args: argparse.Namespace,
+    results: list[AppResult],
+    *,
+    then: Callable[[AppResult], None] | None = None,
+) -> AppResult:
+    """One app's whole turn: :func:`bench_app` in ``cluster``, its result appended to
+    ``results``, then (unless interrupted) ``then(result)`` while the nodes still run.
+    Always kills the nodes afterwards and adds their log notes to the result; prints the
+    tail of the node logs if anything failed."""
+    ok = False
+    try:
+        result = bench_app(app, cluster, cases, args)
+        results.append(result)
+        if then is not None and "interrupted" not in result.stopped_early:
+            then(result)
+        ok = True
+    finally:
+        cluster.close()  # SIGKILL by PID, every node this script started
+        if results and results[-1].app == app:
+            results[-1].log_notes = log_notes(cluster)
+        if not ok:
+            print(cluster.logs()[-20000:], file=sys.stderr)
+    return result
+
+
+def profile_cases(
+    cluster: ProcCluster, cases: list[Case], args: argparse.Namespace, result: AppResult
+) -> None:
+    """``--profile``: py-spy on the leader during one more run of each ``--profile-cases``
+    case (RESP ones), added to ``result.profile`` and printed."""
+    for key in args.profile_cases.split(","):
+        case = next((c for c in cases if c.key == key.strip()), None)
+        if case is None or case.kind != "resp":
+            continue
+        rps = median_sample(result.samples[case.key]).rps if args.runs else 5000.0
+        result.profile += [f"#### profile of `{case.key}`", ""]
+        result.profile += profile_leader(
+            cluster,
+            case,
+            requests=max(500, int(rps * args.profile)),
+            rate=args.profile_rate,
+            workdir=cluster.workdir,
+        )
+        result.profile.append("")
+    print("\n".join(result.profile), flush=True)
 
 
 def bench_app(
@@ -691,29 +813,8 @@ def run_cases(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--runs", type=int, default=3, help="runs of every scenario")
-    ap.add_argument("--requests", type=int, default=20000, help="-n of the -c 50 runs")
-    ap.add_argument("--pipelined-requests", type=int, default=200000, help="-n with -P 16")
-    ap.add_argument("--c1-requests", type=int, default=2000, help="-n of the -c 1 runs")
-    ap.add_argument("--http-seconds", type=float, default=8.0, help="wrk -d")
-    ap.add_argument("--http-cap", type=int, default=1_000_000, help="wrk request cap per run")
-    ap.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0.0,
-        help="before each run, wait up to this many seconds for other processes to go quiet",
-    )
-    ap.add_argument(
-        "--quiet-limit",
-        type=float,
-        default=15.0,
-        help="'quiet': other processes use less than this percent of one core",
-    )
-    ap.add_argument(
-        "--budget",
-        type=float,
-        default=0.0,
-        help="minutes per app after which no new run starts (0: no limit)",
-    )
+    add_load_args(ap)
+    add_quiet_args(ap, per="app")
     ap.add_argument("--idle-seconds", type=float, default=3.0, help="idle entry-rate window")
     ap.add_argument("--apps", default="ticket,kvdb", help="which examples")
     ap.add_argument("--skip-http", action="store_true", help="no wrk scenarios")
@@ -752,12 +853,7 @@ def main() -> int:
             print("wrk not found: skipping the HTTP scenarios")
         args.skip_http = True
 
-    if args.tree is not None:
-        args.tree = args.tree.resolve()
-        if not (args.tree / "uhaha" / "__init__.py").exists():
-            ap.error(f"--tree {args.tree}: no uhaha package there")
-        # The nodes import uhaha from the copy: PYTHONPATH comes before the editable install.
-        os.environ["PYTHONPATH"] = str(args.tree)
+    use_tree(ap, args)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="uhaha-app-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
@@ -771,33 +867,8 @@ def main() -> int:
         cases = [c for c in apps[app] if not (args.skip_http and c.kind == "http")]
         all_cases += cases
         cluster = app_cluster(app, args, workdir)
-        ok = False
-        try:
-            result = bench_app(app, cluster, cases, args)
-            results.append(result)
-            if args.profile > 0 and "interrupted" not in result.stopped_early:
-                for key in args.profile_cases.split(","):
-                    case = next((c for c in cases if c.key == key.strip()), None)
-                    if case is None or case.kind != "resp":
-                        continue
-                    rps = median_sample(result.samples[case.key]).rps if args.runs else 5000.0
-                    result.profile += [f"#### profile of `{case.key}`", ""]
-                    result.profile += profile_leader(
-                        cluster,
-                        case,
-                        requests=max(500, int(rps * args.profile)),
-                        rate=args.profile_rate,
-                        workdir=workdir / app,
-                    )
-                    result.profile.append("")
-                print("\n".join(result.profile), flush=True)
-            ok = True
-        finally:
-            cluster.close()  # SIGKILL by PID, every node this script started
-            if results and results[-1].app == app:
-                results[-1].log_notes = log_notes(cluster)
-            if not ok:
-                print(cluster.logs()[-20000:], file=sys.stderr)
+        profile = partial(profile_cases, cluster, cases, args) if args.profile > 0 else None
+        result = bench_in_cluster(app, cluster, cases, args, results, then=profile)
         print(f"load average after {app}: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.json:
             args.json.write_text(json.dumps([asdict(r) for r in results], indent=1, default=str))

@@ -69,16 +69,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app_bench import (  # noqa: E402
+    LOAD_DEFAULTS,
     AppResult,
     Case,
     Sample,
-    bench_app,
+    add_load_args,
+    add_quiet_args,
+    bench_in_cluster,
+    example_program,
     kvdb_cases,
-    log_notes,
     median_sample,
     table,
     ticket_cases,
     tree_state,
+    use_tree,
 )
 from cluster_bench import Failover, failover_once, machine  # noqa: E402
 
@@ -286,8 +290,7 @@ class UhahaCluster(ProcCluster):
 def program_for(app: str, args: argparse.Namespace) -> list[str]:
     given: str | None = getattr(args, f"{app}_program")
     if given is None:
-        tree: Path = args.tree or ROOT
-        return [sys.executable, str(tree / "examples" / f"{app}.py")]
+        return example_program(app, args)
     # The nodes run with the repository root as their working directory: make the paths
     # given relative to ours absolute (not resolved: a venv's python is a symlink).
     words = shlex.split(given)
@@ -764,19 +767,14 @@ def bench_one(app: str, args: argparse.Namespace, workdir: Path, run: Run) -> No
     setup = [["SET", HTTP_GET_KEY, "xxx"]] if app == "kvdb" else []
     cluster = UhahaCluster(workdir / app, program, setup)
     run.programs[app] = relative(shlex.join(program))
-    ok = False
-    try:
-        result = bench_app(app, cluster, app_cases(app, args), args)
-        run.apps.append(result)
-        if "interrupted" not in result.stopped_early:
-            measure_failovers(cluster, app, args, run)
-        ok = True
-    finally:
-        cluster.close()  # SIGKILL by PID, every node this script started
-        if run.apps and run.apps[-1].app == app:
-            run.apps[-1].log_notes = log_notes(cluster)
-        if not ok:
-            print(cluster.logs()[-20000:], file=sys.stderr)
+    bench_in_cluster(
+        app,
+        cluster,
+        app_cases(app, args),
+        args,
+        run.apps,
+        then=lambda _result: measure_failovers(cluster, app, args, run),
+    )
 
 
 def parse_args() -> argparse.Namespace:
@@ -813,34 +811,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--client-timeout", type=float, default=0.25, help="failover client timeout (s)"
     )
-    ap.add_argument("--requests", type=int, default=None, help="-n of the -c 50 runs (20000)")
-    ap.add_argument("--pipelined-requests", type=int, default=None, help="-n with -P 16 (200000)")
-    ap.add_argument("--c1-requests", type=int, default=None, help="-n of the -c 1 runs (2000)")
-    ap.add_argument("--http-seconds", type=float, default=None, help="wrk -d (8)")
-    ap.add_argument("--http-cap", type=int, default=1_000_000, help="wrk request cap per run")
+    add_load_args(ap, defaults_later=True)
     ap.add_argument(
         "--node-args",
         default="--localtime",
         help="extra arguments for every node (default --localtime: no NTP traffic off the machine)",
     )
-    ap.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0.0,
-        help="before each run, wait up to this many seconds for other processes to go quiet",
-    )
-    ap.add_argument(
-        "--quiet-limit",
-        type=float,
-        default=15.0,
-        help="'quiet': other processes use less than this percent of one core",
-    )
-    ap.add_argument(
-        "--budget",
-        type=float,
-        default=0.0,
-        help="minutes per example after which no new run starts (0: no limit)",
-    )
+    add_quiet_args(ap, per="example")
     ap.add_argument(
         "--tree",
         type=Path,
@@ -853,10 +830,10 @@ def parse_args() -> argparse.Namespace:
     quick = args.quick
     for name, full, short in (
         ("runs", 9, 1),
-        ("requests", 20000, 5000),
-        ("pipelined_requests", 200000, 40000),
-        ("c1_requests", 2000, 300),
-        ("http_seconds", 8.0, 3.0),
+        ("requests", LOAD_DEFAULTS["requests"], 5000),
+        ("pipelined_requests", LOAD_DEFAULTS["pipelined_requests"], 40000),
+        ("c1_requests", LOAD_DEFAULTS["c1_requests"], 300),
+        ("http_seconds", LOAD_DEFAULTS["http_seconds"], 3.0),
         ("failovers", 5, 2),
     ):
         if getattr(args, name) is None:
@@ -874,11 +851,7 @@ def parse_args() -> argparse.Namespace:
     if not args.skip_http and shutil.which("wrk") is None:
         print("wrk not found (Debian: apt-get install wrk): skipping the HTTP scenarios")
         args.skip_http = True
-    if args.tree is not None:
-        args.tree = args.tree.resolve()
-        if not (args.tree / "uhaha" / "__init__.py").exists():
-            ap.error(f"--tree {args.tree}: no uhaha package there")
-        os.environ["PYTHONPATH"] = str(args.tree)  # the nodes import uhaha from the copy
+    use_tree(ap, args)
     if args.label is None:
         given = args.ticket_program or args.kvdb_program
         args.label = "Python uhaha" if given is None else Path(shlex.split(given)[0]).name
