@@ -19,7 +19,7 @@ from typing import Any, cast
 from uhaha.frontdoor.config import Limits, Service, bind_error
 from uhaha.frontdoor.http1 import Http1Server, plain_response
 from uhaha.frontdoor.http2 import Http2Server
-from uhaha.frontdoor.sniff import Kind, sniff
+from uhaha.frontdoor.sniff import Kind, could_be_http, sniff
 from uhaha.frontdoor.streams import stream_pair
 from uhaha.resp.server import RespHandler, RespProtocol
 
@@ -39,6 +39,8 @@ def protocol_name(kind: Kind | str) -> str:
 
 _RESP_FULL = b"-ERR max number of clients reached\r\n"
 _HTTP_FULL = plain_response(b"503 Service Unavailable", b"max number of clients reached")
+_HTTP_LINE_TOO_LONG = plain_response(b"414 URI Too Long", b"Request line too long.")
+_HTTP_SNIFF_TIMEOUT = plain_response(b"408 Request Timeout", b"Request line not received in time.")
 
 
 class FrontDoor:
@@ -202,7 +204,9 @@ class _Sniffer(asyncio.Protocol):
         self.admitted = door._admit(self)
         limits = door.limits
         wait = limits.sniff_timeout if self.admitted else limits.reject_timeout
-        self.timer = asyncio.get_running_loop().call_later(wait, self._give_up, "timed out")
+        self.timer = asyncio.get_running_loop().call_later(
+            wait, self._give_up, "timed out", _HTTP_SNIFF_TIMEOUT
+        )
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
             self._decided(Kind.HTTP2)
@@ -213,7 +217,7 @@ class _Sniffer(asyncio.Protocol):
         if kind is not None:
             self._decided(kind)
         elif len(self.buffer) > self.door.limits.sniff_max_bytes:
-            self._give_up("sent too much without a recognizable protocol")
+            self._give_up("sent too much without a recognizable protocol", _HTTP_LINE_TOO_LONG)
 
     def eof_received(self) -> bool:
         return False  # undecided and done sending: let the transport close
@@ -223,9 +227,13 @@ class _Sniffer(asyncio.Protocol):
         # new protocol, which reports the end through _ended).
         self._ended()
 
-    def _give_up(self, why: str) -> None:
+    def _give_up(self, why: str, http_reply: bytes) -> None:
+        """Close a connection whose protocol never became clear; one that
+        looks like an HTTP request line is told why, in HTTP."""
         log.debug("closing a connection that %s (%d bytes)", why, len(self.buffer))
         if self.transport is not None:
+            if could_be_http(bytes(self.buffer)):
+                self.transport.write(http_reply)
             self.transport.close()
 
     def _decided(self, kind: Kind | str) -> None:

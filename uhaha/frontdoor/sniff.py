@@ -19,7 +19,7 @@ import enum
 import re
 from collections.abc import Callable, Sequence
 
-__all__ = ["H2_PREFACE", "Kind", "sniff"]
+__all__ = ["H2_PREFACE", "Kind", "could_be_http", "sniff"]
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -58,6 +58,12 @@ def sniff(
     if undecided or not data:
         return None
     return _builtin(data)
+
+
+def could_be_http(data: bytes) -> bool:
+    """Whether undecided bytes are the start of an HTTP/1.x request line (so a
+    connection given up on may be told why in HTTP)."""
+    return bool(data) and _REQUEST_START.fullmatch(data) is not None
 
 
 def _builtin(data: bytes) -> Kind | None:
