@@ -213,6 +213,21 @@ async def test_all_of_them_at_once_on_one_port(door: Door) -> None:
     )  # fmt: skip
 
 
+async def test_http1_request_then_half_close_is_answered(door: Door) -> None:
+    """A client that sends its request and shuts its side down (``nc -N``)
+    still gets the response, however long it takes, and then the close."""
+    for path in ("/hello", "/slow?s=0.3"):
+        reader, writer = await door.connect()
+        writer.write(b"GET %b HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        writer.write_eof()
+        data = await asyncio.wait_for(reader.read(), 10)  # to the server's close
+        writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n"), data
+        assert body in (b'{"hello":"world","http_version":"1.1"}', b'{"slept":true}')
+    await until(lambda: door.door.connections == 0, what="the connections closed")
+
+
 async def test_pipelining_through_the_front_door(door: Door) -> None:
     reader, writer = await door.connect()
     writer.write(

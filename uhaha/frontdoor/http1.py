@@ -5,8 +5,8 @@ and those bytes to `uvicorn.protocols.http.httptools_impl.HttpToolsProtocol`
 (an internal uvicorn API: uvicorn and httptools are pinned in pyproject.toml
 and tests/frontdoor covers the hand-off). A small subclass adds what uvicorn
 lacks against hostile clients: a bound on the size of a request head and on
-the time to send it (slowloris), and tells the front door when the
-connection ends.
+the time to send it (slowloris); it answers a client that half-closed after
+its request, and tells the front door when the connection ends.
 """
 
 from __future__ import annotations
@@ -110,6 +110,14 @@ class _Protocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_timer()
         super().on_headers_complete()
+
+    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio: bool | None
+        """The client is done sending (a half-close, as ``nc -N`` or a
+        ``shutdown(SHUT_WR)`` does): answer what it asked for, then close.
+        uvicorn's own answer closed the transport at once, dropping a
+        response still being produced."""
+        self.shutdown()  # closes now if idle, else after the current response
+        return True  # keep the transport open for writing
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
