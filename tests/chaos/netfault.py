@@ -11,7 +11,7 @@ loopback) and cannot tell *which* link a connection belongs to, so it could cut
 stays up". Giving each node its own network namespace gives each one a
 distinct source address, and the kernel does the per-pair filtering.
 
-Topology (nothing is added to the root namespace)::
+Topology (:mod:`tests.netns.bridge`; nothing is added to the root namespace)::
 
     <tag>br:  bridge br0
                 |-- v1   ==veth==  eth0 in <tag>n1   10.214.0.1/24   node 1
@@ -50,17 +50,15 @@ every namespace it created, also after a failure.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import itertools
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
+
+from tests.netns.bridge import Bridged
 
 __all__ = [
     "CLIENT_HOST",
@@ -79,7 +77,6 @@ CLIENT_HOST = 250
 """The host number of the clients' namespace (node hosts are 1, 2, ...)."""
 
 _CLONE_NEWNET = 0x40000000
-_counter = itertools.count()
 _NO_RULES = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -96,15 +93,6 @@ def require_tools() -> None:
         raise NetError(f"the chaos harness needs: apt-get install {' '.join(missing)}")
     if os.geteuid() != 0:
         raise NetError("the chaos harness must run as root (network namespaces)")
-
-
-def _run(args: list[str], stdin: str | None = None, timeout: float = 10.0) -> str:
-    out = subprocess.run(
-        args, input=stdin, check=False, capture_output=True, text=True, timeout=timeout
-    )
-    if out.returncode != 0:
-        raise NetError(f"{' '.join(args)} failed: {out.stderr.strip()}")
-    return out.stdout
 
 
 def _setns(fd: int) -> None:
@@ -139,15 +127,14 @@ class SlowLink:
     loss: float = 0.0
 
 
-class ChaosNet:
+class ChaosNet(Bridged):
     """The namespaces of one run and the faults currently set between them."""
 
+    error = NetError
+
     def __init__(self) -> None:
-        self.tag = f"uhch{os.getpid()}x{next(_counter)}"
-        self.bridge_ns = f"{self.tag}br"
+        super().__init__("uhch", SUBNET)
         self.client_ns = f"{self.tag}c"
-        self.hosts: dict[int, str] = {}
-        self.created: list[str] = []
         self.blocked: set[tuple[int, int]] = set()
         self.slow: dict[tuple[int, int], SlowLink] = {}
         self._applied_rules: dict[int, str] = {}
@@ -155,65 +142,17 @@ class ChaosNet:
 
     # --- the network -------------------------------------------------------------
 
-    @staticmethod
-    def ip_of(host: int) -> str:
-        return f"{SUBNET}.{host}"
-
-    def ns_of(self, host: int) -> str:
-        return self.hosts[host]
-
-    def __enter__(self) -> ChaosNet:
-        try:
-            self.build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _add_ns(self, name: str) -> None:
-        _run(["ip", "netns", "add", name])
-        self.created.append(name)
-
     def build(self) -> None:
-        br = self.bridge_ns
-        self._add_ns(br)
-        _run(["ip", "-n", br, "link", "set", "lo", "up"])
-        _run(["ip", "-n", br, "link", "add", "br0", "type", "bridge"])
-        _run(["ip", "-n", br, "link", "set", "br0", "up"])
-        self._attach(CLIENT_HOST, self.client_ns)
+        super().build()
+        self.attach(CLIENT_HOST, self.client_ns)
 
     def add_host(self, host: int) -> str:
         """The namespace of node host ``host``, created on first use."""
         if host not in self.hosts:
             if not 1 <= host < CLIENT_HOST:
                 raise ValueError(f"host number {host} out of range")
-            self._attach(host, f"{self.tag}n{host}")
+            self.attach(host)
         return self.hosts[host]
-
-    def _attach(self, host: int, ns: str) -> None:
-        br = self.bridge_ns
-        self._add_ns(ns)
-        self.hosts[host] = ns
-        veth = f"v{host}"
-        peer = ["peer", "name", "eth0", "netns", ns]
-        _run(["ip", "-n", br, "link", "add", veth, "type", "veth", *peer])
-        _run(["ip", "-n", br, "link", "set", veth, "master", "br0", "up"])
-        _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        _run(["ip", "-n", ns, "addr", "add", f"{self.ip_of(host)}/24", "dev", "eth0"])
-        _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-
-    def exec_args(self, host: int) -> list[str]:
-        """The prefix that runs a command inside ``host``'s namespace (``ip netns
-        exec`` execs it, so the Popen PID is the command's own)."""
-        return ["ip", "netns", "exec", self.ns_of(host)]
 
     @contextmanager
     def clients(self) -> Iterator[None]:
@@ -256,14 +195,14 @@ class ChaosNet:
                 continue
             rules = self._rules_for(host)
             if self._applied_rules.get(host, _NO_RULES) != rules:
-                _run([*self.exec_args(host), "iptables-restore"], stdin=rules)
+                self.run([*self.exec_args(host), "iptables-restore"], stdin=rules)
                 self._applied_rules[host] = rules
             tc = self._tc_for(host)
             if self._applied_tc.get(host, "") != tc:
                 if self._applied_tc.get(host):
-                    _run([*self.exec_args(host), "tc", "qdisc", "del", "dev", "eth0", "root"])
+                    self.run([*self.exec_args(host), "tc", "qdisc", "del", "dev", "eth0", "root"])
                 if tc:
-                    _run([*self.exec_args(host), "tc", "-batch", "-"], stdin=tc)
+                    self.run([*self.exec_args(host), "tc", "-batch", "-"], stdin=tc)
                 self._applied_tc[host] = tc
 
     def _rules_for(self, host: int) -> str:
@@ -307,12 +246,12 @@ class ChaosNet:
 
     def pids(self, host: int) -> list[int]:
         """The processes inside ``host``'s namespace."""
-        return [int(p) for p in _run(["ip", "netns", "pids", self.ns_of(host)]).split()]
+        return [int(p) for p in self.run(["ip", "netns", "pids", self.ns_of(host)]).split()]
 
     def listen_queue(self, host: int, port: int) -> tuple[int, int] | None:
         """``(queued, backlog)`` of the listening TCP socket on ``port`` in ``host``'s
         namespace: connections the kernel accepted that the process has not taken."""
-        out = _run([*self.exec_args(host), "ss", "-tlnH", f"sport = :{port}"])
+        out = self.run([*self.exec_args(host), "ss", "-tlnH", f"sport = :{port}"])
         for line in out.splitlines():
             fields = line.split()
             if len(fields) >= 3 and fields[0] == "LISTEN":
@@ -324,31 +263,7 @@ class ChaosNet:
         out = []
         for cmd in (["iptables-save"], ["tc", "qdisc", "show"], ["ss", "-tanp"]):
             try:
-                out.append(f"  $ {' '.join(cmd)}\n{_run([*self.exec_args(host), *cmd])}")
+                out.append(f"  $ {' '.join(cmd)}\n{self.run([*self.exec_args(host), *cmd])}")
             except (NetError, subprocess.TimeoutExpired) as e:
                 out.append(f"  $ {' '.join(cmd)}: {e}")
         return "".join(out)
-
-    # --- clean-up ------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Kill what is left in our namespaces (by PID) and delete them all."""
-        errors: list[str] = []
-        for ns in self.created:
-            try:
-                pids = _run(["ip", "netns", "pids", ns]).split()
-            except (NetError, subprocess.TimeoutExpired) as e:
-                errors.append(repr(e))
-                continue
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-        for ns in reversed(self.created):
-            try:
-                _run(["ip", "netns", "del", ns])
-            except (NetError, subprocess.TimeoutExpired) as e:
-                errors.append(repr(e))
-        self.created.clear()
-        self.hosts.clear()
-        if errors:
-            raise NetError("; ".join(errors))
