@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from . import __version__
 from .app import App, Applier, make_machine
 from .builtins import Builtins, _Ok
-from .cli import Options
+from .cli import Options, UsageError
 from .dispatch import Dispatcher
 from .entries import encode_tick
 from .errors import CommandError
@@ -480,13 +480,18 @@ def print_error(message: str) -> None:
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop when it is installed (it is a dependency on CPython
-    for Linux and macOS), else asyncio's; ``UHAHA_LOOP=asyncio`` picks
-    asyncio's anyway."""
-    if os.environ.get("UHAHA_LOOP", "") == "asyncio":
+    for Linux and macOS), else asyncio's. ``UHAHA_LOOP=asyncio`` or ``uvloop``
+    insists on one; anything else is a usage error."""
+    choice = os.environ.get("UHAHA_LOOP", "")
+    if choice not in ("", "asyncio", "uvloop"):
+        raise UsageError(f"UHAHA_LOOP={choice!r}: expected asyncio or uvloop")
+    if choice == "asyncio":
         return None
     try:
         import uvloop  # noqa: PLC0415
     except ImportError:
+        if choice:
+            raise UsageError("UHAHA_LOOP=uvloop, but uvloop is not installed") from None
         return None
     return uvloop.new_event_loop
 
@@ -495,10 +500,15 @@ def run(opts: Options, *, app: App | None = None, prog: str = "uhaha") -> int:
     """Run a node until SIGINT/SIGTERM; returns the process exit status."""
     global _prog
     _prog = prog
+    try:
+        loop_factory = _loop_factory()
+    except UsageError as e:
+        print_error(str(e))
+        return 2
     proc = NodeProcess(opts, app)
     setup_logging(opts.log_level, proc.role, fmt=opts.log_format)
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(_serve(proc))
     except KeyboardInterrupt:
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -10,11 +11,14 @@ from pathlib import Path
 from .harness import ROOT, ProcCluster, free_port
 
 
-def uhaha(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def uhaha(
+    *args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "uhaha", *args],
         check=False,
         cwd=ROOT,
+        env=None if env is None else {**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -40,6 +44,12 @@ def test_bad_flag() -> None:
     r = uhaha("--frobnicate")
     assert r.returncode == 2
     assert one_line(r.stderr) == "uhaha: unknown flag '--frobnicate' (see -h)"
+
+
+def test_unknown_event_loop_choice() -> None:
+    r = uhaha("-a", f"127.0.0.1:{free_port()}", env={"UHAHA_LOOP": "tokio"})
+    assert r.returncode == 2
+    assert one_line(r.stderr) == "uhaha: UHAHA_LOOP='tokio': expected asyncio or uvloop"
 
 
 def test_port_in_use(tmp_path: Path) -> None:

@@ -225,6 +225,12 @@ async def test_http1_request_then_half_close_is_answered(door: Door) -> None:
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n"), data
         assert body in (b'{"hello":"world","http_version":"1.1"}', b'{"slept":true}')
+    # A body cut short by the half-close can never end: closed, not left waiting.
+    reader, writer = await door.connect()
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
     await until(lambda: door.door.connections == 0, what="the connections closed")
 
 

@@ -116,7 +116,11 @@ class _Protocol(HttpToolsProtocol):
         ``shutdown(SHUT_WR)`` does): answer what it asked for, then close.
         uvicorn's own answer closed the transport at once, dropping a
         response still being produced."""
-        self.shutdown()  # closes now if idle, else after the current response
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.more_body:
+            self.transport.close()  # a body that stopped short: it can never end
+        else:
+            self.shutdown()  # closes now if idle, else after the current response
         return True  # keep the transport open for writing
 
     def connection_lost(self, exc: Exception | None) -> None:
