@@ -450,11 +450,19 @@ def analyse_profile(raw: str, rate: int, requests: int, top: int = 25) -> list[s
         return f"{n / rate / requests * 1e6:6.2f} us"
 
     waiting = self_t["EpollSelector.select (selectors.py)"]
+    if waiting:  # asyncio's own loop
+        where = (
+            f" {us(waiting)} in EpollSelector.select (the epoll_wait syscall: woken but waiting"
+            f" for a core, counted as active by py-spy) and {us(total - waiting)} running code"
+        )
+    else:  # uvloop: its C code (epoll, socket I/O, callbacks) has no Python frame
+        where = (
+            " the event loop's own C code (uvloop: epoll, socket I/O and callbacks) counts as"
+            " self time of the frame that started it (Runner.run)"
+        )
     out = [
         "samples: " + "; ".join(f"{k}: {v} ({v / rate:.2f} s)" for k, v in threads.most_common(6)),
-        f"event loop not idle: {total} samples = {us(total)}/request, of which"
-        f" {us(waiting)} in EpollSelector.select (the epoll_wait syscall: woken but waiting"
-        f" for a core, counted as active by py-spy) and {us(total - waiting)} running code",
+        f"event loop not idle: {total} samples = {us(total)}/request, of which{where}",
         "",
         f"top {top} by self time (event loop; per request):",
     ]
