@@ -38,6 +38,9 @@ def test_limit_values_reach_every_layer() -> None:
     assert limits.door.sniff_timeout == 2.5
     # Untouched ones keep their defaults.
     assert limits.parser.max_array == NodeLimits().parser.max_array
+    assert limits.resp_idle_timeout == 0  # never, as in Redis
+    assert parse_limits({"resp-idle-timeout": "300"}).resp_idle_timeout == 300
+    assert parse_limits({"resp-idle-timeout": "0"}).resp_idle_timeout == 0  # off again
 
 
 @pytest.mark.parametrize(
@@ -51,6 +54,8 @@ def test_limit_values_reach_every_layer() -> None:
         ("sniff-timeout=never", "number of seconds"),
         ("sniff-timeout=inf", "number of seconds"),
         ("sniff-timeout=nan", "number of seconds"),
+        ("sniff-timeout=0", "number of seconds"),  # only the idle timeout can be off
+        ("resp-idle-timeout=-1", "number of seconds"),
     ],
 )
 def test_bad_limits_are_usage_errors(value: str, message: str) -> None:

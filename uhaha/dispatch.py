@@ -308,6 +308,7 @@ class Dispatcher:
         if not hasattr(conn, "push"):
             raise CommandError("ERR MONITOR needs a RESP connection")
         self._monitors[conn.id] = conn
+        conn.feed = True  # exempt from the idle timeout, as in Redis
         return self._status("OK")
 
     def _feed(self, conn: Any, args: list[bytes] | list[str]) -> None:

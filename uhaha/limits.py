@@ -63,6 +63,12 @@ LIMITS: dict[str, _Spec] = {
     "resp-request-timeout": _Spec(
         "request-timeout", "", float, "seconds a RESP command may take to arrive, once begun"
     ),
+    "resp-idle-timeout": _Spec(
+        "idle-timeout",
+        "",
+        float,
+        "seconds a RESP client may send nothing before it is closed (0: never, as in Redis)",
+    ),
     "resp-pending": _Spec(
         "pending", "", int, "replies owed to one client before it is read no further"
     ),
@@ -79,6 +85,7 @@ class NodeLimits:
     http_body: int = MAX_BODY
     http_body_timeout: float = BODY_TIMEOUT
     resp_request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    resp_idle_timeout: float = 0.0
 
     def value(self, name: str) -> int | float:
         """The current value of limit ``name``."""
@@ -91,6 +98,8 @@ class NodeLimits:
             return self.http_body_timeout
         if spec.layer == "request-timeout":
             return self.resp_request_timeout
+        if spec.layer == "idle-timeout":
+            return self.resp_idle_timeout
         owner = self.door if spec.layer == "door" else self.parser
         result: int | float = getattr(owner, spec.attr)
         return result
@@ -99,12 +108,12 @@ class NodeLimits:
 _SUFFIXES = {"k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
 
 
-def _number(name: str, text: str, kind: type) -> int | float:
+def _number(name: str, text: str, kind: type, zero_ok: bool = False) -> int | float:
     raw = text.strip().lower()
     try:
         if kind is float:
             value: int | float = float(raw.removesuffix("s"))
-            ok = math.isfinite(value) and value > 0
+            ok = math.isfinite(value) and (value > 0 or (zero_ok and value == 0))
         else:
             scale = 1
             for suffix in sorted(_SUFFIXES, key=len, reverse=True):
@@ -130,7 +139,7 @@ def parse_limits(values: Mapping[str, str]) -> NodeLimits:
         spec = LIMITS.get(name)
         if spec is None:
             raise ValueError(f"unknown limit {name!r}: one of {', '.join(LIMITS)}")
-        value = _number(name, text, spec.kind)
+        value = _number(name, text, spec.kind, zero_ok=spec.layer == "idle-timeout")
         if spec.layer == "door":
             door[spec.attr] = value
         elif spec.layer == "parser":
@@ -141,6 +150,8 @@ def parse_limits(values: Mapping[str, str]) -> NodeLimits:
             out = replace(out, http_body_timeout=float(value))
         elif spec.layer == "request-timeout":
             out = replace(out, resp_request_timeout=float(value))
+        elif spec.layer == "idle-timeout":
+            out = replace(out, resp_idle_timeout=float(value))
         else:
             out = replace(out, http_body=int(value))
     return replace(out, door=replace(out.door, **door), parser=replace(out.parser, **parser))
@@ -157,7 +168,7 @@ def table() -> str:
 
 def _show(name: str, value: int | float, kind: type) -> str:
     if kind is float:
-        return f"{value:g} s"
+        return f"{value:g} s" if value else "0 (never)"
     if not name.endswith("-bytes"):
         return f"{value:,}"
     for suffix, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):

@@ -233,6 +233,7 @@ class NodeProcess:
             limits=limits.parser,
             max_pending=limits.max_pending,
             request_timeout=limits.resp_request_timeout,
+            idle_timeout=limits.resp_idle_timeout,
             info=ServerInfo(server=self.app_name, version=self.version),
         )
         self.asgi = asgi

@@ -25,6 +25,7 @@ class Connection:
         "_push",
         "authenticated",
         "context",
+        "feed",
         "id",
         "name",
         "protocol",
@@ -44,6 +45,8 @@ class Connection:
         self.authenticated = False
         self.name: str | None = None
         self.context: dict[str, Any] = {}
+        self.feed = False
+        """Set by MONITOR: the connection receives pushes, so it is never idle."""
         self._close = close
         self._push = push
 

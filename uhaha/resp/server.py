@@ -62,6 +62,7 @@ class RespHandler:
         limits: ParserLimits | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        idle_timeout: float = 0.0,
         info: ServerInfo | None = None,
         convert: Callable[[asyncio.Future[Any]], Reply] | None = None,
         on_auth_failure: Callable[[Connection], None] | None = None,
@@ -74,6 +75,9 @@ class RespHandler:
         self.limits = limits if limits is not None else ParserLimits()
         self.max_pending = max_pending
         self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
+        """Seconds a connection may send nothing and be owed nothing before it
+        is closed (0: never; MONITOR connections never)."""
         self.session = Session(
             check_auth, info if info is not None else ServerInfo(), on_auth_failure
         )
@@ -133,6 +137,8 @@ class RespProtocol(asyncio.Protocol):
         self.conn = Connection(0, "?", self.shutdown)
         self._commands = 0  # commands parsed so far (progress, for the request timer)
         self._request_timer: asyncio.TimerHandle | None = None
+        self._received = 0  # reads so far (activity, for the idle timer)
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
 
@@ -143,6 +149,10 @@ class RespProtocol(asyncio.Protocol):
         self.conn = Connection(self._handler.next_id(), peer, self.shutdown, self.push)
         self.conn.authenticated = self._session.check_auth is None
         self._set_limits()
+        if self._handler.idle_timeout > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self._handler.idle_timeout, self._idle_expired, self._received
+            )
         try:
             self._dispatcher.opened(self.conn)
         except Exception:
@@ -151,6 +161,7 @@ class RespProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrived and run every complete command."""
+        self._received += 1
         self._parser.feed(data)
         self._pump()
         if self._request_timer is None and self._parser.buffered and not self._closing:
@@ -178,6 +189,22 @@ class RespProtocol(asyncio.Protocol):
         self._closing = True
         self._pump()
 
+    def _idle_expired(self, received_then: int) -> None:
+        """``idle_timeout`` s since the last look: close if nothing arrived
+        meanwhile, nothing is owed and the connection is not a feed."""
+        self._idle_timer = None
+        if self._lost or self._closing:
+            return
+        busy = self._received != received_then or self._queue or self._out
+        if busy or self.conn.feed:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self._handler.idle_timeout, self._idle_expired, self._received
+            )
+            return
+        log.debug("%r: idle for %g s: closing it", self.conn, self._handler.idle_timeout)
+        self._closing = True
+        self._pump()
+
     def eof_received(self) -> bool:
         """The client half-closed (`echo PING | nc`): answer what it sent, then close."""
         self._closing = True
@@ -192,6 +219,9 @@ class RespProtocol(asyncio.Protocol):
         if self._request_timer is not None:
             self._request_timer.cancel()
             self._request_timer = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         # Commands already submitted run on (a write may be on its way
         # through the log); only their replies are dropped.
         self._queue.clear()
