@@ -203,6 +203,10 @@ async def test_connection_limit(open_door: OpenDoor) -> None:
     reader, writer = await door.connect()  # silent: refused once reject_timeout passes
     assert await read_until_closed(reader) == b""
     writer.close()
+    reader, writer = await door.connect()  # the start of an HTTP request line, then nothing
+    writer.write(b"GET /hel")
+    assert (await read_until_closed(reader)).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    writer.close()
     held.pop().close()
     await until(lambda: door.door.connections == 2, what="a slot to free up")
     assert await run("redis-cli", "-p", str(door.port), "PING") == (0, "PONG\n")

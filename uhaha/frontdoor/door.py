@@ -204,9 +204,8 @@ class _Sniffer(asyncio.Protocol):
         self.admitted = door._admit(self)
         limits = door.limits
         wait = limits.sniff_timeout if self.admitted else limits.reject_timeout
-        self.timer = asyncio.get_running_loop().call_later(
-            wait, self._give_up, "timed out", _HTTP_SNIFF_TIMEOUT
-        )
+        reply = _HTTP_SNIFF_TIMEOUT if self.admitted else _HTTP_FULL
+        self.timer = asyncio.get_running_loop().call_later(wait, self._give_up, "timed out", reply)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
             self._decided(Kind.HTTP2)
