@@ -67,7 +67,7 @@ LIMITS: dict[str, _Spec] = {
         "idle-timeout",
         "",
         float,
-        "seconds a RESP client may send nothing before it is closed (0: never, as in Redis)",
+        "seconds a RESP client may sit idle (no command, no reply) before it is closed (0: never)",
     ),
     "resp-pending": _Spec(
         "pending", "", int, "replies owed to one client before it is read no further"

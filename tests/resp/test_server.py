@@ -175,3 +175,18 @@ async def test_limits_are_enforced_and_reported(start_resp: Start) -> None:
         data = await read_until_closed(reader)
         assert data == b"-ERR Protocol error: " + message + b"\r\n", sent
         writer.close()
+
+
+async def test_idle_timeout_spares_a_client_owed_a_reply(start_resp: Start) -> None:
+    """A client waiting for a slow command's reply is not idle; once answered,
+    it is closed ``idle_timeout`` s after that, not before."""
+    idle = 0.3
+    resp = await start_resp(idle_timeout=idle)
+    loop = asyncio.get_running_loop()
+    reader, writer = await resp.connect()
+    writer.write(command("SLOW", "1.0", "done"))  # owed its reply for 1 s
+    assert await read_replies(reader, 1) == [b"done"]
+    answered = loop.time()
+    assert await read_until_closed(reader) == b""
+    assert loop.time() - answered >= idle * 0.9  # timers may fire a hair early
+    writer.close()

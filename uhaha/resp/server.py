@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeGuard, cast
@@ -76,8 +77,9 @@ class RespHandler:
         self.max_pending = max_pending
         self.request_timeout = request_timeout
         self.idle_timeout = idle_timeout
-        """Seconds a connection may send nothing and be owed nothing before it
-        is closed (0: never; MONITOR connections never)."""
+        """Seconds a connection may go without a read or a reply (and with no
+        reply owed) before it is closed: Redis's ``timeout`` (0: never; MONITOR
+        connections never)."""
         self.session = Session(
             check_auth, info if info is not None else ServerInfo(), on_auth_failure
         )
@@ -137,8 +139,9 @@ class RespProtocol(asyncio.Protocol):
         self.conn = Connection(0, "?", self.shutdown)
         self._commands = 0  # commands parsed so far (progress, for the request timer)
         self._request_timer: asyncio.TimerHandle | None = None
-        self._received = 0  # reads so far (activity, for the idle timer)
+        self._last_active = 0.0  # loop time of the last read or reply (for the idle timer)
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._time: Callable[[], float] = time.monotonic
 
     # asyncio.Protocol
 
@@ -150,9 +153,10 @@ class RespProtocol(asyncio.Protocol):
         self.conn.authenticated = self._session.check_auth is None
         self._set_limits()
         if self._handler.idle_timeout > 0:
-            self._idle_timer = asyncio.get_running_loop().call_later(
-                self._handler.idle_timeout, self._idle_expired, self._received
-            )
+            loop = asyncio.get_running_loop()
+            self._time = loop.time
+            self._last_active = loop.time()
+            self._idle_timer = loop.call_later(self._handler.idle_timeout, self._idle_expired)
         try:
             self._dispatcher.opened(self.conn)
         except Exception:
@@ -161,7 +165,8 @@ class RespProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrived and run every complete command."""
-        self._received += 1
+        if self._idle_timer is not None:
+            self._last_active = self._time()
         self._parser.feed(data)
         self._pump()
         if self._request_timer is None and self._parser.buffered and not self._closing:
@@ -189,19 +194,22 @@ class RespProtocol(asyncio.Protocol):
         self._closing = True
         self._pump()
 
-    def _idle_expired(self, received_then: int) -> None:
-        """``idle_timeout`` s since the last look: close if nothing arrived
-        meanwhile, nothing is owed and the connection is not a feed."""
+    def _idle_expired(self) -> None:
+        """Close the connection if nothing was read from it or written to it
+        for ``idle_timeout`` s. One owed a reply (a command still running) or
+        a feed (MONITOR) is busy: its idle time starts again."""
         self._idle_timer = None
         if self._lost or self._closing:
             return
-        busy = self._received != received_then or self._queue or self._out
-        if busy or self.conn.feed:
-            self._idle_timer = asyncio.get_running_loop().call_later(
-                self._handler.idle_timeout, self._idle_expired, self._received
-            )
+        loop = asyncio.get_running_loop()
+        timeout, now = self._handler.idle_timeout, loop.time()
+        if self._queue or self._out or self.conn.feed:
+            self._last_active = now
+        idle_for = now - self._last_active
+        if idle_for < timeout:
+            self._idle_timer = loop.call_later(timeout - idle_for, self._idle_expired)
             return
-        log.debug("%r: idle for %g s: closing it", self.conn, self._handler.idle_timeout)
+        log.debug("%r: idle for %g s: closing it", self.conn, timeout)
         self._closing = True
         self._pump()
 
@@ -402,6 +410,8 @@ class RespProtocol(asyncio.Protocol):
             data = b"".join(self._out)
             self._out.clear()
             transport.write(data)
+            if self._idle_timer is not None:
+                self._last_active = self._time()  # a reply: idle time starts now
         if self._closing and not queue:
             transport.close()
 
