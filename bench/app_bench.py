@@ -37,7 +37,6 @@ timeout for every ``wrk``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -61,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cluster_bench import machine, peak_rss_mb  # noqa: E402
+from cluster_bench import machine, peak_rss_mb, run_redis_benchmark_csv  # noqa: E402
 
 from tests.cluster.harness import Proc, ProcCluster  # noqa: E402
 
@@ -207,24 +206,18 @@ def redis_benchmark_cmd(leader: Proc, case: Case) -> list[str]:
 def run_redis_benchmark(leader: Proc, case: Case) -> Sample:
     cmd = redis_benchmark_cmd(leader, case)
     started = time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=BENCH_TIMEOUT, check=False)
+    row, stderr = run_redis_benchmark_csv(cmd)
     seconds = time.monotonic() - started
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {out.returncode}: {out.stderr.strip()}")
-    rows = list(csv.DictReader(line for line in out.stdout.splitlines() if line.strip()))
-    if len(rows) != 1:
-        raise RuntimeError(f"unexpected redis-benchmark output: {out.stdout!r}")
-    row = rows[0]
     return Sample(
-        rps=float(row["rps"]),
+        rps=row["rps"],
         requests=case.requests,
         seconds=seconds,
-        p50_ms=float(row["p50_latency_ms"]),
-        p99_ms=float(row["p99_latency_ms"]),
-        avg_ms=float(row["avg_latency_ms"]),
-        p95_ms=float(row["p95_latency_ms"]),
-        max_ms=float(row["max_latency_ms"]),
-        stderr=out.stderr.strip(),
+        p50_ms=row["p50_latency_ms"],
+        p99_ms=row["p99_latency_ms"],
+        avg_ms=row["avg_latency_ms"],
+        p95_ms=row["p95_latency_ms"],
+        max_ms=row["max_latency_ms"],
+        stderr=stderr,
         command=" ".join(cmd),
     )
 

@@ -89,28 +89,34 @@ def commit_index(p: Proc) -> int:
     return int(p.info()["commit_index"])  # the Go uhaha's RAFT INFO has this key too
 
 
-def redis_benchmark(leader: Proc, scenario: Scenario) -> Run:
-    cmd = ["redis-benchmark", "-h", leader.host, "-p", str(leader.port)]
-    cmd += [*scenario.options, "-n", str(scenario.requests), "--csv", "BARRIER"]
-    before = commit_index(leader)
+def run_redis_benchmark_csv(cmd: list[str]) -> tuple[dict[str, float], str]:
+    """Run a ``redis-benchmark ... --csv`` command of one test: its one result
+    row (``rps``, ``avg_latency_ms``, ``p50_latency_ms``, ...) and its stderr."""
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=BENCH_TIMEOUT, check=False)
-    after = commit_index(leader)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {out.returncode}: {out.stderr.strip()}")
     rows = list(csv.DictReader(line for line in out.stdout.splitlines() if line.strip()))
     if len(rows) != 1:
         raise RuntimeError(f"unexpected redis-benchmark output: {out.stdout!r}")
-    row = rows[0]
+    return {k: float(v) for k, v in rows[0].items() if k != "test"}, out.stderr.strip()
+
+
+def redis_benchmark(leader: Proc, scenario: Scenario) -> Run:
+    cmd = ["redis-benchmark", "-h", leader.host, "-p", str(leader.port)]
+    cmd += [*scenario.options, "-n", str(scenario.requests), "--csv", "BARRIER"]
+    before = commit_index(leader)
+    row, stderr = run_redis_benchmark_csv(cmd)
+    after = commit_index(leader)
     return Run(
-        rps=float(row["rps"]),
-        avg_ms=float(row["avg_latency_ms"]),
-        min_ms=float(row["min_latency_ms"]),
-        p50_ms=float(row["p50_latency_ms"]),
-        p95_ms=float(row["p95_latency_ms"]),
-        p99_ms=float(row["p99_latency_ms"]),
-        max_ms=float(row["max_latency_ms"]),
+        rps=row["rps"],
+        avg_ms=row["avg_latency_ms"],
+        min_ms=row["min_latency_ms"],
+        p50_ms=row["p50_latency_ms"],
+        p95_ms=row["p95_latency_ms"],
+        p99_ms=row["p99_latency_ms"],
+        max_ms=row["max_latency_ms"],
         entries=after - before,
-        stderr=out.stderr.strip(),
+        stderr=stderr,
     )
 
 
