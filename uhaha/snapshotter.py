@@ -105,12 +105,25 @@ def backup(
     finally:
         os.close(fd)
     ours = sorted(
-        (p for p in directory.glob(f"{prefix}-*.snap")), key=lambda p: p.stat().st_mtime_ns
+        (key, p) for p in directory.glob(f"{prefix}-*.snap") if (key := _backup_key(p, prefix))
     )
-    for old in ours[:-keep] if keep > 0 else []:
+    for _, old in ours[:-keep] if keep > 0 else []:
         with contextlib.suppress(OSError):
             old.unlink()
     return final
+
+
+def _backup_key(path: Path, prefix: str) -> tuple[int, int, int] | None:
+    """(index, term, time) of the snapshot a backup file holds, from its name
+    ``<prefix>-<term>-<index>-<ms>.snap``; None if the name is not one of this
+    node's (another node's prefix may start with ours: ``kvdb-1`` and
+    ``kvdb-10`` sharing a directory). Backups are ordered by this, not by
+    modification time: copies run concurrently and may finish out of order."""
+    parts = path.name[len(prefix) + 1 : -len(".snap")].split("-")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    term, index, ms = (int(p) for p in parts)
+    return index, term, ms
 
 
 def restore_file(

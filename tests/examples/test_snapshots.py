@@ -158,13 +158,18 @@ def test_backups_are_copied_kept_and_restorable(tmp_path: Path) -> None:
     c = ProcCluster(tmp_path / "a", program=KVDB)
     try:
         first = c.start(1, extra=["--backup-dir", str(backups), "--backups", "2"])
+        ids = []
         for n in range(3):
             writes(first, n * 100, 100)
-            first.call("RAFT", "SNAPSHOT", "NOW")
-        wait_for(lambda: len(list(backups.glob("kvdb-1-*.snap"))) == 2, what="two backups")
-        wait_for(lambda: "backed up snapshot" in first.log())
+            ids.append(first.call("RAFT", "SNAPSHOT", "NOW"))
+        # Backups are copied after the snapshot is taken: wait for the last
+        # one's (two files could also be the first two, the third not copied yet).
+        newest = backups / f"kvdb-1-{ids[-1]}.snap"
+        wait_for(lambda: f"backed up snapshot {ids[-1]}" in first.log(), what="the third backup")
+        assert sorted(backups.glob("kvdb-1-*.snap")) == sorted(
+            backups / f"kvdb-1-{i}.snap" for i in ids[1:]
+        )  # the oldest was removed: two are kept
         expected = dump(first)
-        newest = max(backups.glob("kvdb-1-*.snap"), key=lambda p: p.stat().st_mtime_ns)
         assert not list(backups.glob(".*.tmp")), "no temporary files left behind"
     finally:
         c.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from uhaha.raft.messages import Configuration, Member, SnapshotMeta
+from uhaha.snapshotter import backup
 from uhaha.storage.base import StorageError
 from uhaha.storage.snapfile import SnapshotHeader, open_snapshot_file
 from uhaha.storage.snapshots import SnapshotInfo, SnapshotNotFoundError, SnapshotStore
@@ -251,3 +252,26 @@ def test_unreadable_metadata_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "1-2-3").mkdir()
     (tmp_path / "1-2-3" / "meta.json").write_text("{not json")
     assert store.list() == [good]
+
+
+def test_backups_keep_the_newest_snapshots_by_index_and_only_touch_their_own(
+    tmp_path: Path,
+) -> None:
+    """``--backups N`` keeps the N newest of this node's backups, newest by
+    snapshot index (copies run concurrently, so modification times can be out
+    of order), and never removes another node's (``kvdb-10`` shares the
+    ``kvdb-1`` prefix)."""
+    store = SnapshotStore(tmp_path / "snaps", retain=5)
+    infos = [make(store, index, app_bytes(1000, index)) for index in (10, 20, 30)]
+    backups = tmp_path / "backups"
+    for info in reversed(infos):  # the newest copy finishes first
+        backup(store, info, backups, 2, "kvdb-1")
+    other = backups / "kvdb-10-2-5-1700000000000.snap"
+    other.write_bytes(b"node 10's")
+    stray = backups / "kvdb-1-notes.snap"
+    stray.write_bytes(b"not a backup")
+    kept = backup(store, infos[2], backups, 2, "kvdb-1")  # the newest again: nothing else goes
+    assert sorted(p.name for p in backups.iterdir()) == sorted(
+        [f"kvdb-1-{infos[1].id}.snap", f"kvdb-1-{infos[2].id}.snap", other.name, stray.name]
+    )
+    assert kept.read_bytes() == store.path(infos[2].id).read_bytes()
