@@ -279,19 +279,7 @@ def search_partition(ops: Sequence[Op], model: Model, end: float) -> PartitionRe
                 if legal:
                     nkb = kb | (1 << a)
                     low = (nkb ^ (nkb + 1)).bit_length() - 1
-                    key = (low, nkb >> low, ns)
-                    seen = cache.get(key)
-                    fresh = True
-                    if seen is None:
-                        cache[key] = [ub]
-                    else:
-                        for x in seen:
-                            if not x & ~ub:
-                                fresh = False
-                                break
-                        if fresh:
-                            seen.append(ub)
-                    if fresh:
+                    if _fresh(cache, (low, nkb >> low, ns), ub):
                         stack.append((a, state, 0.0))
                         p, q = prv[entry], nxt[entry]
                         nxt[p] = q
@@ -335,19 +323,7 @@ def search_partition(ops: Sequence[Op], model: Model, end: float) -> PartitionRe
                 if legal:
                     nub = ub | (1 << b)
                     low = (kb ^ (kb + 1)).bit_length() - 1
-                    key = (low, kb >> low, ns)
-                    seen = cache.get(key)
-                    fresh = True
-                    if seen is None:
-                        cache[key] = [nub]
-                    else:
-                        for x in seen:
-                            if not x & ~nub:
-                                fresh = False
-                                break
-                        if fresh:
-                            seen.append(nub)
-                    if fresh:
+                    if _fresh(cache, (low, kb >> low, ns), nub):
                         stack.append((-1 - b, state, bound))
                         lifted[ci] = j + 1
                         state = ns
@@ -383,6 +359,23 @@ def search_partition(ops: Sequence[Op], model: Model, end: float) -> PartitionRe
                 lifted[ci] -= 1
                 ub ^= 1 << (-1 - x)
                 ci += 1
+
+
+def _fresh(
+    cache: dict[tuple[int, int, Hashable], list[int]], key: tuple[int, int, Hashable], ub: int
+) -> bool:
+    """Whether reaching ``key`` (known operations, state) with the unknown
+    operations ``ub`` is new: no earlier visit used a subset of them (that
+    visit could do everything this one can). A new visit is remembered."""
+    seen = cache.get(key)
+    if seen is None:
+        cache[key] = [ub]
+        return True
+    for x in seen:
+        if not x & ~ub:
+            return False
+    seen.append(ub)
+    return True
 
 
 def _unwind(path: tuple[int, Any] | None) -> list[int]:
