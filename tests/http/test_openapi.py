@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import runpy
 import subprocess
 import sys
 import tomllib
@@ -27,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 from tests.app.inproc import until
 from tests.cluster.harness import ROOT, free_port
 from tests.http.nodes import SECRET, client, kvdb_cluster
-from uhaha import App, Machine
+from uhaha import App
 from uhaha.http.openapi import describe, description_path, load_description
 
 STATIC = ROOT / "openapi" / "openapi.json"
@@ -90,20 +91,9 @@ def test_the_file_is_valid_openapi_31_and_is_what_the_package_loads() -> None:
 
 
 def make_app() -> App:
-    """A ticket app with a route of its own, as in examples/webticket.py."""
-    app = App("webticket", version="1.0.0", initial_data={"ticket": 0}, json_snapshots=True)
-
-    @app.write("ticket")
-    def ticket(m: Machine, args: list[str]) -> int:
-        m.data["ticket"] += 1
-        number: int = m.data["ticket"]
-        return number
-
-    @app.route("/next", methods=["GET", "POST"])
-    async def next_ticket(request: Request) -> PlainTextResponse:
-        """The next ticket."""
-        return PlainTextResponse(str(await app.execute(["ticket"])))
-
+    """A fresh copy of examples/webticket.py's app (a ticket app with a route
+    and a service of its own)."""
+    app: App = runpy.run_path(str(ROOT / "examples" / "webticket.py"))["app"]
     return app
 
 
