@@ -19,6 +19,7 @@ node's own data) and with 1-second sniff and HTTP head timeouts
 
 from __future__ import annotations
 
+import asyncio
 import re
 import select
 import socket
@@ -31,9 +32,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.events
 import hiredis
 import httpx
 import pytest
@@ -42,6 +40,7 @@ import redis
 from fuzz import fuzz_http_args, fuzz_resp, fuzz_sniff
 from fuzz.runner import corpus_files
 from tests.cluster.harness import ROOT, Proc, ProcCluster, running, wait_for
+from tests.fuzz.h2get import h2_get
 
 KVDB = [sys.executable, str(ROOT / "examples" / "kvdb.py")]
 FLAGS = ["--openreads", "--limit", "sniff-timeout=1", "--limit", "http-head-timeout=1"]
@@ -343,29 +342,7 @@ def http2_targets(nodes: list[Proc]) -> None:
     """HTTP/2 lets any byte into a target; the node answers 400 (a 500 before)."""
     for p in nodes:
         for path, status in ((b"/cmd/?\x84", 400), (b"/cmd/get?arg=\xff", 400), (b"/healthz", 200)):
-            assert h2_get(p, path) == status, path
-
-
-def h2_get(proc: Proc, path: bytes) -> int:
-    sock = socket.create_connection((proc.host, proc.port), timeout=15)
-    config = h2.config.H2Configuration(
-        client_side=True, header_encoding=None, validate_outbound_headers=False
-    )
-    conn = h2.connection.H2Connection(config)
-    conn.initiate_connection()
-    headers = [(b":method", b"GET"), (b":path", path), (b":scheme", b"http"), (b":authority", b"x")]
-    conn.send_headers(1, headers, end_stream=True)
-    try:
-        sock.sendall(conn.data_to_send())
-        while True:
-            data = sock.recv(65536)
-            assert data, "closed without an answer"
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.ResponseReceived):
-                    return int(dict(event.headers)[b":status"])
-            sock.sendall(conn.data_to_send())
-    finally:
-        sock.close()
+            assert asyncio.run(h2_get((p.host, p.port), path)) == status, path
 
 
 def replies(sock: socket.socket, count: int, check: Callable[[int, Any], None]) -> None:

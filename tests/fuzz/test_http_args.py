@@ -16,9 +16,6 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-import h2.config
-import h2.connection
-import h2.events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -28,6 +25,7 @@ from starlette.routing import Route
 
 from fuzz import fuzz_http_args
 from fuzz.fuzz_http_args import Request, call, check
+from tests.fuzz.h2get import h2_get
 from tests.resp.doubles import Dispatcher
 from uhaha.frontdoor import FrontDoor
 from uhaha.resp import RespHandler
@@ -164,35 +162,10 @@ def test_an_http2_target_that_is_not_ascii_is_a_400_not_a_500() -> None:
         await door.start("127.0.0.1", 0)
         try:
             return [
-                await _h2_get(door.address, path)
+                await h2_get(door.address, path)
                 for path in (b"/cmd?\x84", b"/cmd/x?a=\xff", b"/cmd/x?a=%ff")
             ]
         finally:
             await door.close(1.0)
 
     assert asyncio.run(exchange()) == [400, 400, 200]
-
-
-async def _h2_get(address: tuple[str, int], path: bytes) -> int:
-    """The status of a GET of `path` (sent as it is) over HTTP/2 prior knowledge."""
-    reader, writer = await asyncio.open_connection(*address)
-    config = h2.config.H2Configuration(
-        client_side=True, header_encoding=None, validate_outbound_headers=False
-    )
-    conn = h2.connection.H2Connection(config)
-    conn.initiate_connection()
-    headers = [(b":method", b"GET"), (b":path", path), (b":scheme", b"http"), (b":authority", b"x")]
-    conn.send_headers(1, headers, end_stream=True)
-    writer.write(conn.data_to_send())
-    status = 0
-    try:
-        while not status:
-            data = await asyncio.wait_for(reader.read(65536), 10)
-            assert data, "the connection closed without an answer"
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.ResponseReceived):
-                    status = int(dict(event.headers)[b":status"])
-            writer.write(conn.data_to_send())
-    finally:
-        writer.close()
-    return status
