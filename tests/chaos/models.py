@@ -204,44 +204,35 @@ class Ticket(Model):
             if out in by_out:
                 return PartitionResult(
                     False,
-                    _greedy_prefix(ops, by_out, unknown, out),
+                    _greedy(ops, by_out, unknown, out)[0],
                     [by_out[out], i],
                     f"ticket {out} was handed out twice",
                 )
             by_out[out] = i
-        order: list[int] = []
-        point = float("-inf")
-        next_unknown = 0
         top = max(by_out, default=0)
-        for n in range(1, top + 1):
-            holder = by_out.get(n)
-            if holder is None:
-                if next_unknown == len(unknown):
-                    stuck = [by_out[m] for m in sorted(by_out) if m > n][:1]
-                    return PartitionResult(
-                        False, order, stuck, f"ticket {n} was never handed out to anyone"
-                    )
-                holder = unknown[next_unknown]
-                next_unknown += 1
-            i = holder
-            op = ops[i]
-            point = max(point, op.call)
-            if op.ret is not None and point > op.ret:
-                return PartitionResult(
-                    False,
-                    order,
-                    [i],
-                    f"ticket {n} returned before an operation that took an earlier ticket "
-                    "was called",
-                )
-            order.append(i)
-        return PartitionResult(True, order, [], "")
+        order, n, missing = _greedy(ops, by_out, unknown, top + 1)
+        if n > top:
+            return PartitionResult(True, order, [], "")
+        if missing:
+            stuck = [by_out[m] for m in sorted(by_out) if m > n][:1]
+            return PartitionResult(
+                False, order, stuck, f"ticket {n} was never handed out to anyone"
+            )
+        return PartitionResult(
+            False,
+            order,
+            [by_out[n]],
+            f"ticket {n} returned before an operation that took an earlier ticket was called",
+        )
 
 
-def _greedy_prefix(
+def _greedy(
     ops: Sequence[Op], by_out: dict[int, int], unknown: list[int], limit: int
-) -> list[int]:
-    """The tickets below ``limit`` in order, as far as they place (for explanations)."""
+) -> tuple[list[int], int, bool]:
+    """Place tickets 1, 2, ... below ``limit`` greedily (see ``fast_check``):
+    the placed operations in order, the ticket where placing stopped
+    (``limit`` if all were placed), and whether it stopped because nobody,
+    not even an unknown-outcome operation, can have had that ticket."""
     order: list[int] = []
     point = float("-inf")
     next_unknown = 0
@@ -249,13 +240,12 @@ def _greedy_prefix(
         holder = by_out.get(n)
         if holder is None:
             if next_unknown == len(unknown):
-                break
+                return order, n, True
             holder = unknown[next_unknown]
             next_unknown += 1
-        i = holder
-        op = ops[i]
+        op = ops[holder]
         point = max(point, op.call)
         if op.ret is not None and point > op.ret:
-            break
-        order.append(i)
-    return order
+            return order, n, False
+        order.append(holder)
+    return order, limit, False
