@@ -79,9 +79,9 @@ class Dispatcher:
         self._last_read: dict[int, asyncio.Future[Any]] = {}
         self._monitors: dict[int, Any] = {}
         self._status = status
+        """Makes a status reply (RESP ``+text``) for MONITOR's feed."""
         self.submitted = 0
         """Commands submitted so far (the dashboard's request rate)."""
-        """Makes a status reply (RESP ``+text``) for MONITOR's feed."""
         self.first_tick: Callable[[], bytes] | None = None
         """Makes a tick entry (the node sets it for apps): writes proposed before the
         machine's first tick go after one, so they never see time 0 (1970)."""

@@ -2,10 +2,12 @@
 
 It owns the core, the storage and the transport, and runs the Ready loop of
 :mod:`uhaha.raft.ready`: persist (durably, unless ``nosync``), then send, then
-apply, then advance; a leader's appends are sent first, so that followers write
-them while the leader does (thesis 10.2.1). While one Ready is being written, new proposals and
-messages keep arriving and are stepped into the core, so the next Ready
-carries all of them: that is where write batching comes from.
+advance. Two things go ahead of the write: a leader's appends are sent first,
+so that followers write them while the leader does (thesis 10.2.1), and
+entries already committed (durable on a majority) are applied first. While one
+Ready is being written, new proposals and messages keep arriving and are
+stepped into the core, so the next Ready carries all of them: that is where
+write batching comes from.
 
 Front ends never touch the core: they call :meth:`Node.propose`,
 :meth:`Node.read_barrier`, :meth:`Node.change_membership` and friends, which
@@ -173,6 +175,7 @@ class Node:
         self._replay_shown = 0.0
         self.started_at = time.time()
         self.role_listeners: list[Callable[[str], None]] = []
+        """Called with the new role ("leader", "follower", ...) when it changes."""
         self.snapshot_listeners: list[Callable[[SnapshotInfo], None]] = []
         """Called with each snapshot this node writes (backups)."""
         self._snapshot_task: asyncio.Task[SnapshotInfo] | None = None
@@ -187,7 +190,6 @@ class Node:
         """Entries proposed through :meth:`propose` (a counter for /metrics)."""
         self.last_snapshot_seconds = 0.0
         """How long writing the newest snapshot took (set before the listeners run)."""
-        """Called with the new role ("leader", "follower", ...) when it changes."""
 
     # --- lifecycle -------------------------------------------------------------
 
