@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hmac
 import json
 import logging
 import sys
@@ -47,6 +46,7 @@ from .errors import CommandError, unknown_command
 from .frontdoor import Service
 from .machine import Machine
 from .raft import Entry
+from .resp import secret_checker
 from .storage import SnapshotHeader, SnapshotStore
 
 __all__ = ["App", "Command", "CommandFn"]
@@ -246,7 +246,7 @@ class App:
         if not secret:
             return True
         given = value.encode() if isinstance(value, str) else bytes(value)
-        return hmac.compare_digest(given, secret.encode())
+        return secret_checker(secret)(given)
 
     async def execute(self, args: list[str]) -> Any:
         """Run a command through the cluster as a client would (from a custom

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -167,6 +168,7 @@ class NodeProcess:
         client_ssl = client_context(opts)
         limits = parse_limits(opts.limits)
         auth_failures = AuthFailures()
+        http_auth_failed = functools.partial(auth_failures.failed, "HTTP")
         transports: list[HttpTransport] = []
         metrics = self.metrics = NodeMetrics(
             app=self.app_name, version=self.version, tls=bool(opts.tls_cert)
@@ -208,7 +210,7 @@ class NodeProcess:
                     opts.auth,
                     max_body=limits.http_body,
                     body_timeout=limits.http_body_timeout,
-                    on_auth_failure=lambda remote: auth_failures.failed("HTTP", remote),
+                    on_auth_failure=http_auth_failed,
                     metrics=metrics.render,
                     openapi=self._openapi,
                 ),
@@ -219,9 +221,9 @@ class NodeProcess:
                     ssl=client_ssl,
                     title=self.app_name,
                     requests=lambda: dispatcher.submitted,
-                    on_auth_failure=lambda remote: auth_failures.failed("HTTP", remote),
+                    on_auth_failure=http_auth_failed,
                 ),
-                *(self._app_routes(auth_failures) if app is not None else []),
+                *(self._app_routes(http_auth_failed) if app is not None else []),
             ]
         )
         adapter = RespAdapter(dispatcher, app)
@@ -280,7 +282,7 @@ class NodeProcess:
                 self._join(opts.join, client_ssl), name="uhaha-join"
             )
 
-    def _app_routes(self, failures: AuthFailures) -> list[Any]:
+    def _app_routes(self, on_auth_failure: Callable[[str], None]) -> list[Any]:
         """The app's own routes, each behind ``--auth`` unless it was made public."""
         app, secret = self.app, self.opts.auth
         assert app is not None
@@ -290,7 +292,7 @@ class NodeProcess:
                     route.app = require_bearer(  # type: ignore[attr-defined]
                         route.app,  # type: ignore[attr-defined]
                         secret,
-                        lambda remote: failures.failed("HTTP", remote),
+                        on_auth_failure,
                     )
                     route._guarded = True  # type: ignore[attr-defined]
         return app.routes
