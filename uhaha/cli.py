@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .limits import parse_limits
+from .log import FORMATS, LEVELS
 from .names import check_name, split_address
 
 __all__ = ["Options", "UsageError", "parse_address", "parse_args", "usage"]
@@ -161,8 +162,6 @@ _FLAGS = {
     "--try-errors": "try_errors",
     "--tls-client-certs": "tls_client_certs",
 }
-LOG_LEVELS = ("debug", "verb", "info", "warn", "silent")
-LOG_FORMATS = ("text", "json")
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -221,10 +220,10 @@ def _validate(opts: Options, env: dict[str, str]) -> None:
         check_name("node id", opts.node_id)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if opts.log_level not in LOG_LEVELS:
-        raise UsageError(f"invalid log level {opts.log_level!r}: one of {', '.join(LOG_LEVELS)}")
-    if opts.log_format not in LOG_FORMATS:
-        raise UsageError(f"invalid log format {opts.log_format!r}: one of {', '.join(LOG_FORMATS)}")
+    if opts.log_level not in LEVELS:
+        raise UsageError(f"invalid log level {opts.log_level!r}: one of {', '.join(LEVELS)}")
+    if opts.log_format not in FORMATS:
+        raise UsageError(f"invalid log format {opts.log_format!r}: one of {', '.join(FORMATS)}")
     if opts.backend not in ("sqlite", "memory"):
         raise UsageError(f"invalid backend {opts.backend!r}: sqlite or memory")
     opts.bind  # noqa: B018  (validates -a)
