@@ -22,12 +22,10 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .cli import Options
 from .frontdoor import StartupError
-
-if TYPE_CHECKING:  # the command line imports the limits, which import the HTTP API
-    from .cli import Options
 
 __all__ = ["AuthFailures", "bearer_checker", "client_context", "require_bearer", "server_context"]
 
@@ -40,10 +38,7 @@ def server_context(opts: Options) -> ssl.SSLContext | None:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
-    except (OSError, ssl.SSLError) as e:
-        raise StartupError(f"cannot load the TLS certificate or key: {_reason(e)}") from None
+    _own_certificate(ctx, opts)
     if opts.tls_client_certs:
         _trust(ctx, opts.tls_ca, "--tls-ca")
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -61,11 +56,15 @@ def client_context(opts: Options) -> ssl.SSLContext | None:
     else:
         _trust(ctx, opts.tls_cert, "--tls-cert")
     if opts.tls_client_certs:
-        try:
-            ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
-        except (OSError, ssl.SSLError) as e:
-            raise StartupError(f"cannot load the TLS certificate or key: {_reason(e)}") from None
+        _own_certificate(ctx, opts)
     return ctx
+
+
+def _own_certificate(ctx: ssl.SSLContext, opts: Options) -> None:
+    try:
+        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+    except (OSError, ssl.SSLError) as e:
+        raise StartupError(f"cannot load the TLS certificate or key: {_reason(e)}") from None
 
 
 def _trust(ctx: ssl.SSLContext, path: str, flag: str) -> None:
